@@ -1,0 +1,170 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// MaxIPsPerNode is the most secondary IP configurations nicpool places on one
+// VM's NIC. Azure allows 256 IP configurations per NIC; one is the primary and
+// the rest is kept as headroom for configurations nicpool does not own.
+const MaxIPsPerNode = 250
+
+// MaxIPsPerVNet is the most secondary IP configurations nicpool places across
+// all NICs of one virtual network.
+const MaxIPsPerVNet = 16000
+
+// IPv4Address is a dotted-quad IPv4 address such as 10.240.0.17.
+// +kubebuilder:validation:MaxLength=15
+// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="must be an IPv4 address such as 10.240.0.17"
+type IPv4Address string
+
+// NodeIPPoolSpec is the desired state of a node's pool of VNet IP addresses.
+// The node agent writes requestedIPCount and ipsNotInUse; an administrator may
+// set nicID.
+type NodeIPPoolSpec struct {
+	// nicID is the ARM resource ID of the network interface whose secondary IP
+	// configurations back this pool, for example
+	// /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Network/networkInterfaces/<name>.
+	// Leave it empty to let the operator find the NIC attached to the node's VM
+	// (from the Node's spec.providerID). Set it when the VM has several NICs.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/subscriptions/[^/]+/[Rr]esource[Gg]roups/[^/]+/providers/[Mm]icrosoft\.[Nn]etwork/[Nn]etwork[Ii]nterfaces/[^/]+$`
+	NICID string `json:"nicID,omitempty"`
+
+	// requestedIPCount is how many secondary IP addresses the node agent wants
+	// on the NIC: the IPs its pods hold plus a warm buffer for pods about to
+	// start. The operator grants at most the per-VM limit and what the VNet's
+	// quota allows; status.conditions says when it grants less.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=250
+	RequestedIPCount int32 `json:"requestedIPCount,omitempty"`
+
+	// ipsNotInUse lists IPs of status.ips that the node agent has stopped
+	// handing out and promises never to hand out again. The operator removes
+	// only these from the NIC, then drops them from status.ips; the agent then
+	// drops them from this list. An IP held by a pod is never listed here.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=250
+	// +kubebuilder:validation:XValidation:rule="self.all(x, self.exists_one(y, y == x))",message="must not contain duplicate IPs"
+	IPsNotInUse []IPv4Address `json:"ipsNotInUse,omitempty"`
+}
+
+// PoolIP is one secondary IP configuration of the NIC that belongs to the pool.
+type PoolIP struct {
+	// ip is the private IPv4 address Azure assigned to the IP configuration.
+	IP IPv4Address `json:"ip"`
+
+	// ipConfiguration is the name of the NIC's IP configuration that carries ip.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=80
+	IPConfiguration string `json:"ipConfiguration"`
+}
+
+// NodeIPPoolStatus is the observed state of the pool. Only the operator
+// writes it.
+type NodeIPPoolStatus struct {
+	// observedGeneration is the metadata.generation of the spec that the
+	// operator last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// nicID is the ARM resource ID of the NIC the pool lives on.
+	// +optional
+	NICID string `json:"nicID,omitempty"`
+
+	// nicName is the last segment of nicID, for display.
+	// +optional
+	NICName string `json:"nicName,omitempty"`
+
+	// subnetID is the ARM resource ID of the subnet of the NIC's primary IP
+	// configuration; every pool IP comes from this subnet.
+	// +optional
+	SubnetID string `json:"subnetID,omitempty"`
+
+	// subnetCIDR is the address prefix of that subnet, for example 10.240.0.0/16.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="must be a CIDR such as 10.240.0.0/16"
+	SubnetCIDR string `json:"subnetCIDR,omitempty"`
+
+	// vnetID is the ARM resource ID of the virtual network of that subnet.
+	// +optional
+	VNetID string `json:"vnetID,omitempty"`
+
+	// vnetAddressSpace lists the address prefixes of the virtual network. Pod
+	// traffic to these is never masqueraded.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="must be a CIDR such as 10.240.0.0/16"
+	VNetAddressSpace []string `json:"vnetAddressSpace,omitempty"`
+
+	// primaryIP is the private IP of the NIC's primary IP configuration, the
+	// node's own address; pod traffic leaving the VNet is masqueraded to it.
+	// +optional
+	PrimaryIP IPv4Address `json:"primaryIP,omitempty"`
+
+	// ips are the secondary IP configurations nicpool created on the NIC for
+	// this pool. The fabric delivers traffic for each of them to the node, so
+	// the node agent hands out only these.
+	// +optional
+	// +listType=map
+	// +listMapKey=ip
+	// +kubebuilder:validation:MaxItems=256
+	IPs []PoolIP `json:"ips,omitempty"`
+
+	// allocatedIPCount is the number of entries in ips.
+	// +optional
+	AllocatedIPCount int32 `json:"allocatedIPCount,omitempty"`
+
+	// conditions describe the pool: Ready, LimitReached (reasons PerVMLimit,
+	// VNetLimit, SubnetFull), Throttled, NICNotFound and Degraded.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+}
+
+// NodeIPPool is the pool of Azure VNet IP addresses of one node: secondary IP
+// configurations on the node's VM NIC that its pods get as their addresses.
+// There is one per node, with the node's name; the operator creates it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=nip,categories=nicpool
+// +kubebuilder:printcolumn:name="NIC",type=string,JSONPath=`.status.nicName`
+// +kubebuilder:printcolumn:name="Primary IP",type=string,JSONPath=`.status.primaryIP`,priority=1
+// +kubebuilder:printcolumn:name="Requested",type=integer,JSONPath=`.spec.requestedIPCount`
+// +kubebuilder:printcolumn:name="Allocated",type=integer,JSONPath=`.status.allocatedIPCount`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NodeIPPool struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired state of the pool.
+	// +optional
+	Spec NodeIPPoolSpec `json:"spec,omitempty"`
+
+	// status is the state of the pool as the operator last observed it on the NIC.
+	// +optional
+	Status NodeIPPoolStatus `json:"status,omitempty"`
+}
+
+// NodeIPPoolList is a list of NodeIPPools.
+// +kubebuilder:object:root=true
+type NodeIPPoolList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	// items are the pools.
+	Items []NodeIPPool `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&NodeIPPool{}, &NodeIPPoolList{})
+}
