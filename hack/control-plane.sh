@@ -14,10 +14,19 @@ KUBE_VERSION=${KUBE_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${KUBEBUILDER_ASSETS:-$root/bin/k8s}
+# Builds take minutes, so finished binaries are also kept in a per-machine cache
+# outside the work tree, shared by every checkout (CI clones afresh each run).
+cache=${NICPOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nicpool}/control-plane/$KUBE_VERSION-$ETCD_VERSION
 mkdir -p "$out"
 stamp="$out/.versions"
 want="kube=$KUBE_VERSION etcd=$ETCD_VERSION"
-if [[ -x $out/kube-apiserver && -x $out/etcd && -x $out/kubectl && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
+complete() { [[ -x $1/kube-apiserver && -x $1/etcd && -x $1/kubectl && "$(cat "$1/.versions" 2>/dev/null)" == "$want" ]]; }
+if complete "$out"; then
+	exit 0
+fi
+if complete "$cache"; then
+	cp -p "$cache"/kube-apiserver "$cache"/etcd "$cache"/kubectl "$cache"/.versions "$out"/
+	echo "control plane copied from $cache"
 	exit 0
 fi
 
@@ -73,4 +82,6 @@ MOD
 	CGO_ENABLED=0 go build -trimpath -o "$out/etcd" go.etcd.io/etcd/server/v3)
 
 echo "$want" >"$stamp"
+mkdir -p "$cache"
+cp -p "$out"/kube-apiserver "$out"/etcd "$out"/kubectl "$stamp" "$cache"/
 echo "control plane ready in $out: $(ls "$out" | tr '\n' ' ')"

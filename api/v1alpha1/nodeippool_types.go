@@ -18,6 +18,11 @@ const MaxIPsPerVNet = 16000
 // +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="must be an IPv4 address such as 10.240.0.17"
 type IPv4Address string
 
+// IPv4CIDR is an IPv4 address prefix such as 10.240.0.0/16.
+// +kubebuilder:validation:MaxLength=18
+// +kubebuilder:validation:XValidation:rule="isCIDR(self) && cidr(self).ip().family() == 4",message="must be an IPv4 CIDR such as 10.240.0.0/16"
+type IPv4CIDR string
+
 // NodeIPPoolSpec is the desired state of a node's pool of VNet IP addresses.
 // The node agent writes requestedIPCount and ipsNotInUse; an administrator may
 // set nicID.
@@ -86,8 +91,7 @@ type NodeIPPoolStatus struct {
 
 	// subnetCIDR is the address prefix of that subnet, for example 10.240.0.0/16.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="must be a CIDR such as 10.240.0.0/16"
-	SubnetCIDR string `json:"subnetCIDR,omitempty"`
+	SubnetCIDR IPv4CIDR `json:"subnetCIDR,omitempty"`
 
 	// vnetID is the ARM resource ID of the virtual network of that subnet.
 	// +optional
@@ -98,8 +102,7 @@ type NodeIPPoolStatus struct {
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
-	// +kubebuilder:validation:items:XValidation:rule="isCIDR(self)",message="must be a CIDR such as 10.240.0.0/16"
-	VNetAddressSpace []string `json:"vnetAddressSpace,omitempty"`
+	VNetAddressSpace []IPv4CIDR `json:"vnetAddressSpace,omitempty"`
 
 	// primaryIP is the private IP of the NIC's primary IP configuration, the
 	// node's own address; pod traffic leaving the VNet is masqueraded to it.

@@ -98,7 +98,7 @@ func (in *NodeIPPoolStatus) DeepCopyInto(out *NodeIPPoolStatus) {
 	*out = *in
 	if in.VNetAddressSpace != nil {
 		in, out := &in.VNetAddressSpace, &out.VNetAddressSpace
-		*out = make([]string, len(*in))
+		*out = make([]IPv4CIDR, len(*in))
 		copy(*out, *in)
 	}
 	if in.IPs != nil {

@@ -1,0 +1,137 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/nicpool/nicpool/api/v1alpha1"
+	"github.com/nicpool/nicpool/internal/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+const validNIC = "/subscriptions/0000-1111/resourceGroups/rg-nodes/providers/Microsoft.Network/networkInterfaces/vm-0-nic"
+
+func TestValidPoolRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	in := &v1.NodeIPPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "roundtrip"},
+		Spec: v1.NodeIPPoolSpec{
+			NICID:            validNIC,
+			RequestedIPCount: 250,
+			IPsNotInUse:      []v1.IPv4Address{"10.240.0.7", "10.240.0.8"},
+		},
+	}
+	if err := env.Client.Create(ctx, in); err != nil {
+		t.Fatalf("create valid pool: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, in) })
+
+	in.Status = v1.NodeIPPoolStatus{
+		NICID:            validNIC,
+		NICName:          "vm-0-nic",
+		SubnetCIDR:       "10.240.0.0/16",
+		VNetAddressSpace: []v1.IPv4CIDR{"10.240.0.0/16"},
+		PrimaryIP:        "10.240.0.4",
+		IPs:              []v1.PoolIP{{IP: "10.240.0.7", IPConfiguration: "nicpool-a"}},
+		AllocatedIPCount: 1,
+		Conditions: []metav1.Condition{{
+			Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Reconciled",
+			Message: "ok", LastTransitionTime: metav1.Now(), ObservedGeneration: 1,
+		}},
+	}
+	if err := env.Client.Status().Update(ctx, in); err != nil {
+		t.Fatalf("update status: %v", err)
+	}
+
+	out := &v1.NodeIPPool{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: "roundtrip"}, out); err != nil {
+		t.Fatalf("get pool: %v", err)
+	}
+	if out.Spec.NICID != validNIC || out.Spec.RequestedIPCount != 250 || len(out.Spec.IPsNotInUse) != 2 {
+		t.Errorf("spec did not round-trip: %+v", out.Spec)
+	}
+	if len(out.Status.IPs) != 1 || out.Status.IPs[0].IPConfiguration != "nicpool-a" || out.Status.PrimaryIP != "10.240.0.4" {
+		t.Errorf("status did not round-trip: %+v", out.Status)
+	}
+}
+
+// TestInvalidPoolsAreRejected sends raw objects so that values a typed client
+// could not even express still reach the API server's schema validation.
+func TestInvalidPoolsAreRejected(t *testing.T) {
+	tests := []struct {
+		name      string
+		spec      map[string]any
+		wantField string
+	}{
+		{"count above per-VM maximum", map[string]any{"requestedIPCount": int64(251)}, "spec.requestedIPCount"},
+		{"negative count", map[string]any{"requestedIPCount": int64(-1)}, "spec.requestedIPCount"},
+		{"count not a number", map[string]any{"requestedIPCount": "ten"}, "spec.requestedIPCount"},
+		{"duplicate ipsNotInUse", map[string]any{"ipsNotInUse": []any{"10.0.0.5", "10.0.0.6", "10.0.0.5"}}, "spec.ipsNotInUse"},
+		{"octet out of range", map[string]any{"ipsNotInUse": []any{"10.0.0.300"}}, "spec.ipsNotInUse[0]"},
+		{"IPv6 in ipsNotInUse", map[string]any{"ipsNotInUse": []any{"fd00::1"}}, "spec.ipsNotInUse[0]"},
+		{"nicID of a VM", map[string]any{"nicID": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm-0"}, "spec.nicID"},
+		{"nicID not an ARM ID", map[string]any{"nicID": "vm-0-nic"}, "spec.nicID"},
+		{"nicID with trailing segment", map[string]any{"nicID": validNIC + "/ipConfigurations/x"}, "spec.nicID"},
+		{"unknown field", map[string]any{"requestedIPs": int64(3)}, "spec.requestedIPs"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			obj := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": v1.GroupVersion.String(),
+				"kind":       "NodeIPPool",
+				"metadata":   map[string]any{"name": "invalid-" + string(rune('a'+i))},
+				"spec":       tc.spec,
+			}}
+			err := env.Client.Create(context.Background(), obj, client.FieldValidation("Strict"))
+			if err == nil {
+				_ = env.Client.Delete(context.Background(), obj)
+				t.Fatalf("API server accepted an invalid pool with spec %v", tc.spec)
+			}
+			if !strings.Contains(err.Error(), tc.wantField) {
+				t.Errorf("error does not name %s: %v", tc.wantField, err)
+			}
+		})
+	}
+}
+
+func TestInvalidStatusIsRejected(t *testing.T) {
+	ctx := context.Background()
+	pool := &v1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: "badstatus"}}
+	if err := env.Client.Create(ctx, pool); err != nil {
+		t.Fatalf("create pool: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, pool) })
+
+	tests := []struct {
+		name      string
+		status    v1.NodeIPPoolStatus
+		wantField string
+	}{
+		{"bad ip", v1.NodeIPPoolStatus{IPs: []v1.PoolIP{{IP: "10.1.2", IPConfiguration: "nicpool-a"}}}, "status.ips[0].ip"},
+		{"empty ipConfiguration", v1.NodeIPPoolStatus{IPs: []v1.PoolIP{{IP: "10.1.2.3"}}}, "status.ips[0].ipConfiguration"},
+		{"duplicate ip", v1.NodeIPPoolStatus{IPs: []v1.PoolIP{{IP: "10.1.2.3", IPConfiguration: "a"}, {IP: "10.1.2.3", IPConfiguration: "b"}}}, "status.ips[1]"},
+		{"bad subnet", v1.NodeIPPoolStatus{SubnetCIDR: "10.0.0.0/33"}, "status.subnetCIDR"},
+		{"bad primary", v1.NodeIPPoolStatus{PrimaryIP: "node-0"}, "status.primaryIP"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pool.DeepCopy()
+			p.Status = tc.status
+			err := env.Client.Status().Update(ctx, p)
+			if err == nil {
+				t.Fatalf("API server accepted invalid status %+v", tc.status)
+			}
+			if !strings.Contains(err.Error(), tc.wantField) {
+				t.Errorf("error does not name %s: %v", tc.wantField, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,186 @@
+package controllers
+
+import (
+	"sync"
+)
+
+// LedgerEntry is one pool's standing in the VNet quota ledger, as rebuilt from
+// the pools' status after a (re)start.
+type LedgerEntry struct {
+	// Pool is the NodeIPPool's name.
+	Pool string
+	// VNetID is the ARM ID of the pool's virtual network.
+	VNetID string
+	// Held is the number of nicpool IP configurations the pool's status lists.
+	Held int
+	// Want is the pool's request, capped by the per-VM limit.
+	Want int
+}
+
+// ledgerEntry is what the ledger knows of one pool. Until the pool's NIC has
+// been read since the rebuild (verified), the ledger counts the larger of its
+// status count and its request: a crash between a NIC write and the status
+// write may have left up to that many IPs on the NIC that status misses.
+type ledgerEntry struct {
+	vnet     string
+	held     int
+	reserved int
+	want     int
+	verified bool
+}
+
+func (e *ledgerEntry) used() int {
+	if !e.verified {
+		return max(e.held, e.want)
+	}
+	return e.held + e.reserved
+}
+
+// Ledger is the VNet quota ledger: it hands out per-VNet quota to pools so
+// that the nicpool IPs across all NICs of a VNet never exceed the limit, even
+// while many NIC writes are in flight. Quota is reserved before a NIC write
+// and settled after it. It is safe for concurrent use.
+type Ledger struct {
+	mu       sync.Mutex
+	limit    int
+	pools    map[string]*ledgerEntry
+	ready    chan struct{}
+	onChange func(vnet string, used, held int)
+}
+
+// NewLedger returns an empty ledger for the given per-VNet limit. It grants
+// nothing until Rebuild has been called.
+func NewLedger(limit int) *Ledger {
+	return &Ledger{limit: limit, pools: map[string]*ledgerEntry{}, ready: make(chan struct{})}
+}
+
+// Limit returns the per-VNet limit.
+func (l *Ledger) Limit() int { return l.limit }
+
+// Ready is closed once the ledger has been rebuilt.
+func (l *Ledger) Ready() <-chan struct{} { return l.ready }
+
+// IsReady reports whether the ledger has been rebuilt.
+func (l *Ledger) IsReady() bool {
+	select {
+	case <-l.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// Rebuild loads the pools' standing (from their status) and opens the ledger.
+// Entries for pools already reconciled since are kept: they are newer.
+func (l *Ledger) Rebuild(entries []LedgerEntry) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range entries {
+		if e.VNetID == "" {
+			continue
+		}
+		if cur, ok := l.pools[e.Pool]; ok && cur.verified {
+			continue
+		}
+		l.pools[e.Pool] = &ledgerEntry{vnet: e.VNetID, held: e.Held, want: e.Want}
+		l.notify(e.VNetID)
+	}
+	select {
+	case <-l.ready:
+	default:
+		close(l.ready)
+	}
+}
+
+// Reserve records that pool, on vnet, holds held nicpool IPs (just read from
+// its NIC) and wants want, and returns how many it may hold after its next
+// NIC write. Quota above held is reserved until Settle or Cancel.
+func (l *Ledger) Reserve(pool, vnet string, held, want int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.entry(pool, vnet)
+	e.held, e.want, e.reserved, e.verified = held, want, 0, true
+	others := make([]usage, 0, len(l.pools))
+	for name, o := range l.pools {
+		if name != pool && o.vnet == vnet {
+			others = append(others, usage{Used: o.used(), Want: o.want})
+		}
+	}
+	grant := fairGrant(l.limit, usage{Used: held, Want: want}, others)
+	e.reserved = max(0, grant-held)
+	l.notify(vnet)
+	return grant
+}
+
+// Settle records the outcome of a NIC write (or read): pool now holds held
+// nicpool IPs, and its reservation is returned.
+func (l *Ledger) Settle(pool, vnet string, held int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.entry(pool, vnet)
+	e.held, e.reserved, e.verified = held, 0, true
+	l.notify(vnet)
+}
+
+// Cancel returns pool's reservation after a NIC write that ARM refused, so
+// the NIC is known to be unchanged.
+func (l *Ledger) Cancel(pool string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.pools[pool]; ok {
+		e.reserved = 0
+		l.notify(e.vnet)
+	}
+}
+
+// Forget drops a pool whose IP configurations are gone from its NIC.
+func (l *Ledger) Forget(pool string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.pools[pool]; ok {
+		delete(l.pools, pool)
+		l.notify(e.vnet)
+	}
+}
+
+// Used returns the quota of vnet counted against its limit (held, reserved
+// and not yet verified) and the nicpool IPs known to be on its NICs.
+func (l *Ledger) Used(vnet string) (used, held int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.usedLocked(vnet)
+}
+
+func (l *Ledger) usedLocked(vnet string) (used, held int) {
+	for _, e := range l.pools {
+		if e.vnet == vnet {
+			used += e.used()
+			held += e.held
+		}
+	}
+	return used, held
+}
+
+// entry returns pool's entry, creating it or moving it to vnet. l.mu is held.
+func (l *Ledger) entry(pool, vnet string) *ledgerEntry {
+	e, ok := l.pools[pool]
+	if !ok {
+		e = &ledgerEntry{vnet: vnet}
+		l.pools[pool] = e
+	}
+	if e.vnet != vnet {
+		old := e.vnet
+		e.vnet = vnet
+		l.notify(old)
+	}
+	return e
+}
+
+// notify reports vnet's usage to the change hook. l.mu is held.
+func (l *Ledger) notify(vnet string) {
+	if l.onChange == nil {
+		return
+	}
+	used, held := l.usedLocked(vnet)
+	l.onChange(vnet, used, held)
+}

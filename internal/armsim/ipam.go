@@ -1,0 +1,91 @@
+package armsim
+
+import (
+	"math/big"
+	"net/netip"
+)
+
+// vnet is a virtual network with its address ledger. Guarded by Server.mu.
+type vnet struct {
+	id, name, rg string
+	space        []netip.Prefix
+	subnets      []*subnet
+	// used maps every allocated address to the ID of the IP configuration holding it;
+	// addresses are unique across the whole VNet, as in Azure.
+	used map[netip.Addr]string
+}
+
+// subnet is one subnet of a vnet. Guarded by Server.mu.
+type subnet struct {
+	id, name string
+	prefix   netip.Prefix
+	vnet     *vnet
+}
+
+// usable reports whether a is an address Azure hands out in p: inside it, and neither
+// one of the first four (network, gateway, two DNS) nor the last (broadcast).
+func usable(p netip.Prefix, a netip.Addr) bool {
+	if !p.Contains(a) {
+		return false
+	}
+	first := p.Masked().Addr()
+	for i := 0; i < 4; i++ {
+		if a == first {
+			return false
+		}
+		first = first.Next()
+	}
+	return a != lastAddr(p)
+}
+
+// lastAddr returns the highest address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	hostBits := 32 - p.Bits()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= uint32((uint64(1) << hostBits) - 1)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// capacity is the number of usable addresses of p.
+func capacity(p netip.Prefix) int {
+	n := new(big.Int).Lsh(big.NewInt(1), uint(32-p.Bits()))
+	return int(n.Int64()) - 5
+}
+
+// freeCount returns how many usable addresses of s are not held, ignoring those in release.
+func (s *subnet) freeCount(release map[netip.Addr]bool) int {
+	held := 0
+	for a := range s.vnet.used {
+		if s.prefix.Contains(a) && usable(s.prefix, a) && !release[a] {
+			held++
+		}
+	}
+	return capacity(s.prefix) - held
+}
+
+// lowestFree returns the lowest usable address of s that is neither held (unless being
+// released) nor in taken.
+func (s *subnet) lowestFree(release, taken map[netip.Addr]bool) (netip.Addr, bool) {
+	last := lastAddr(s.prefix)
+	for a := s.prefix.Masked().Addr(); ; a = a.Next() {
+		if usable(s.prefix, a) && !taken[a] {
+			if _, held := s.vnet.used[a]; !held || release[a] {
+				return a, true
+			}
+		}
+		if a == last {
+			return netip.Addr{}, false
+		}
+	}
+}
+
+// subnetFor returns the subnet of v containing a, or nil.
+func (v *vnet) subnetFor(a netip.Addr) *subnet {
+	for _, s := range v.subnets {
+		if s.prefix.Contains(a) {
+			return s
+		}
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+// Package pool holds the node agent's pool policy: how many VNet IPs a node
+// asks for (spec.requestedIPCount) and which idle IPs it gives back
+// (spec.ipsNotInUse). It is pure: no I/O, no clock, no SDK; the caller passes
+// the time and the counts in and acts on the answer.
+//
+// The model is AWS VPC CNI's WARM_IP_TARGET / MINIMUM_IP_TARGET with Azure
+// CNS-style batching:
+//
+//	demand  = max(MinIPTarget, used + pending + WarmIPTarget)
+//	target  = min(MaxIPs, roundUp(demand, BatchSize))
+//	release = free IPs beyond target, each idle for at least ReleaseCooldown,
+//	          and none while less than ReleaseCooldown has passed since the
+//	          last scale-up; never an IP held by a pod.
+//
+// "pending" counts allocations that are waiting for an IP right now, so a
+// burst of 250 pods on an empty node raises the target for the whole burst in
+// one step instead of one batch per round trip to the operator.
+//
+// Worked examples with WarmIPTarget=5, MinIPTarget=10, BatchSize=10, MaxIPs=250:
+//
+//	used=0   pending=0   -> demand max(10, 5)=10     -> target 10
+//	used=7   pending=0   -> demand max(10, 12)=12    -> target 20
+//	used=20  pending=0   -> demand 25                -> target 30
+//	used=0   pending=250 -> demand 255               -> target 250 (clamped)
+//	usable=30 used=3, all 27 free idle > cooldown    -> target 10, release 20
+//	usable=30 used=3, scaled up 10s ago (cooldown 60s) -> release nothing
+//
+// See docs/agent-pool-policy.md for the rationale.
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// MaxIPsPerNode is the hard ceiling on MaxIPs (Azure allows 256 IP
+// configurations per NIC; nicpool keeps headroom).
+const MaxIPsPerNode = 250
+
+// Config is the policy's tuning.
+type Config struct {
+	// WarmIPTarget is how many free IPs to keep beyond those in use.
+	WarmIPTarget int
+	// MinIPTarget is the least number of IPs the node keeps, even when idle.
+	MinIPTarget int
+	// BatchSize is the granularity of requests: the target is a multiple of it.
+	BatchSize int
+	// MaxIPs is the most IPs the node asks for (at most MaxIPsPerNode).
+	MaxIPs int
+	// ReleaseCooldown is how long an IP stays idle, and how long after the
+	// last scale-up the node waits, before giving IPs back.
+	ReleaseCooldown time.Duration
+}
+
+// DefaultConfig is a sensible default for a general-purpose node.
+func DefaultConfig() Config {
+	return Config{WarmIPTarget: 5, MinIPTarget: 10, BatchSize: 10, MaxIPs: MaxIPsPerNode, ReleaseCooldown: 5 * time.Minute}
+}
+
+// Validate reports the first setting that makes the policy meaningless.
+func (c Config) Validate() error {
+	var errs []error
+	if c.WarmIPTarget < 0 {
+		errs = append(errs, fmt.Errorf("warm IP target %d must not be negative", c.WarmIPTarget))
+	}
+	if c.MinIPTarget < 0 {
+		errs = append(errs, fmt.Errorf("minimum IP target %d must not be negative", c.MinIPTarget))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("batch size %d must be at least 1", c.BatchSize))
+	}
+	if c.MaxIPs < 1 || c.MaxIPs > MaxIPsPerNode {
+		errs = append(errs, fmt.Errorf("max IPs %d must be between 1 and %d", c.MaxIPs, MaxIPsPerNode))
+	}
+	if c.MinIPTarget > c.MaxIPs {
+		errs = append(errs, fmt.Errorf("minimum IP target %d must not exceed max IPs %d", c.MinIPTarget, c.MaxIPs))
+	}
+	if c.ReleaseCooldown < 0 {
+		errs = append(errs, fmt.Errorf("release cooldown %s must not be negative", c.ReleaseCooldown))
+	}
+	return errors.Join(errs...)
+}
+
+// Target returns how many IPs the node should hold given used IPs (held by
+// pods) and pending allocations (waiting for an IP now).
+func Target(c Config, used, pending int) int {
+	used, pending = max(used, 0), max(pending, 0)
+	demand := max(c.MinIPTarget, used+pending+c.WarmIPTarget)
+	batch := max(c.BatchSize, 1)
+	target := (demand + batch - 1) / batch * batch
+	return max(min(target, c.MaxIPs), 0)
+}
+
+// IdleIP is a free IP of the pool and since when nobody has held it.
+type IdleIP struct {
+	// IP is the address.
+	IP string
+	// IdleSince is when it became free (granted to the node or released by a pod).
+	IdleSince time.Time
+}
+
+// ReleaseInput is what SelectRelease decides from.
+type ReleaseInput struct {
+	// Now is the current time.
+	Now time.Time
+	// Usable is how many IPs the node may hand out (status.ips less those
+	// already in ipsNotInUse).
+	Usable int
+	// Target is what Target returned.
+	Target int
+	// LastScaleUp is when the node last raised its request; zero if never.
+	LastScaleUp time.Time
+	// Free lists the IPs not held by any pod; the only ones that may go.
+	Free []IdleIP
+}
+
+// SelectRelease returns the free IPs to give back now: at most Usable-Target,
+// only those idle for ReleaseCooldown, none within ReleaseCooldown of the last
+// scale-up, longest-idle first. The result is sorted by IP for stable output.
+func SelectRelease(c Config, in ReleaseInput) []string {
+	excess := in.Usable - in.Target
+	if excess <= 0 || len(in.Free) == 0 {
+		return nil
+	}
+	if !in.LastScaleUp.IsZero() && in.Now.Sub(in.LastScaleUp) < c.ReleaseCooldown {
+		return nil
+	}
+	candidates := make([]IdleIP, 0, len(in.Free))
+	for _, f := range in.Free {
+		if in.Now.Sub(f.IdleSince) >= c.ReleaseCooldown {
+			candidates = append(candidates, f)
+		}
+	}
+	sort.Slice(candidates, func(i, j int) bool {
+		if !candidates[i].IdleSince.Equal(candidates[j].IdleSince) {
+			return candidates[i].IdleSince.Before(candidates[j].IdleSince)
+		}
+		return candidates[i].IP < candidates[j].IP
+	})
+	if len(candidates) > excess {
+		candidates = candidates[:excess]
+	}
+	out := make([]string, 0, len(candidates))
+	for _, c := range candidates {
+		out = append(out, c.IP)
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}

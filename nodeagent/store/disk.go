@@ -1,0 +1,190 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
+)
+
+// FileName is the state file inside the state directory.
+const FileName = "allocations.json"
+
+// formatVersion is the version of the state file's layout.
+const formatVersion = 1
+
+// fileFormat is the state file's JSON layout.
+type fileFormat struct {
+	Version int      `json:"version"`
+	Records []Record `json:"records"`
+}
+
+// CorruptError says the state file cannot be trusted. Recovery: start the
+// agent once with --reset-state, which moves the file aside (see ResetState)
+// and rebuilds the record from the pod routes on the host, or move it aside
+// by hand.
+type CorruptError struct {
+	// Path is the state file.
+	Path string
+	// Err is what is wrong with it.
+	Err error
+}
+
+// Error implements error.
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("allocation state file %s is corrupt: %v; start the agent with --reset-state to move it aside and rebuild from the host's pod routes", e.Path, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// DiskStore is a Store persisted as one JSON file, rewritten atomically on
+// every change (temp file, fsync, rename, fsync directory).
+type DiskStore struct {
+	mu      sync.Mutex
+	path    string
+	records map[agentapi.AttachmentKey]Record
+	// hook, for tests, runs before each write step; see writeFileAtomic.
+	hook func(step string) error
+}
+
+// Open creates dir (0700) if needed and loads the state file in it. A
+// missing file is an empty store; an unreadable or invalid one is a
+// *CorruptError.
+func Open(dir string) (*DiskStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("restrict state directory %s to 0700: %w", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	if err := removeTemps(path); err != nil {
+		return nil, err
+	}
+	records, err := load(path)
+	if err != nil {
+		return nil, err
+	}
+	return &DiskStore{path: path, records: records}, nil
+}
+
+func load(path string) (map[agentapi.AttachmentKey]Record, error) {
+	records := map[agentapi.AttachmentKey]Record{}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return records, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read allocation state %s: %w", path, err)
+	}
+	var f fileFormat
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, &CorruptError{Path: path, Err: fmt.Errorf("decode json: %w", err)}
+	}
+	if f.Version != formatVersion {
+		return nil, &CorruptError{Path: path, Err: fmt.Errorf("format version %d, want %d", f.Version, formatVersion)}
+	}
+	for i, r := range f.Records {
+		next, existing, err := withAdded(records, r)
+		if err == nil && existing != nil {
+			err = fmt.Errorf("container %s interface %s is listed twice", r.ContainerID, r.IfName)
+		}
+		if err != nil {
+			return nil, &CorruptError{Path: path, Err: fmt.Errorf("record %d: %w", i, err)}
+		}
+		records = next
+	}
+	return records, nil
+}
+
+// ResetState moves the state file in dir aside (to a name with a
+// ".corrupt-<unix time>" suffix) and returns the new name; "" when there was
+// no file.
+func ResetState(dir string, now time.Time) (string, error) {
+	path := filepath.Join(dir, FileName)
+	aside := fmt.Sprintf("%s.corrupt-%d", path, now.Unix())
+	if err := os.Rename(path, aside); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", nil
+		}
+		return "", fmt.Errorf("move allocation state %s aside: %w", path, err)
+	}
+	return aside, nil
+}
+
+// Path is the state file.
+func (d *DiskStore) Path() string { return d.path }
+
+// Get implements Store.
+func (d *DiskStore) Get(key agentapi.AttachmentKey) (Record, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok := d.records[key]
+	return r, ok
+}
+
+// Add implements Store.
+func (d *DiskStore) Add(rec Record) (Record, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next, existing, err := withAdded(d.records, rec)
+	if existing != nil {
+		return *existing, nil
+	}
+	if err != nil {
+		return Record{}, err
+	}
+	if err := d.persist(next); err != nil {
+		return Record{}, fmt.Errorf("record %s for container %s: %w", rec.IP, rec.ContainerID, err)
+	}
+	d.records = next
+	return rec, nil
+}
+
+// Remove implements Store.
+func (d *DiskStore) Remove(key agentapi.AttachmentKey) (Record, bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok := d.records[key]
+	if !ok {
+		return Record{}, false, nil
+	}
+	next := make(map[agentapi.AttachmentKey]Record, len(d.records))
+	for k, v := range d.records {
+		if k != key {
+			next[k] = v
+		}
+	}
+	if err := d.persist(next); err != nil {
+		return Record{}, false, fmt.Errorf("remove %s of container %s: %w", r.IP, key.ContainerID, err)
+	}
+	d.records = next
+	return r, true, nil
+}
+
+// List implements Store.
+func (d *DiskStore) List() []Record {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return sortedRecords(d.records)
+}
+
+// Close implements Store.
+func (d *DiskStore) Close() error { return nil }
+
+func (d *DiskStore) persist(records map[agentapi.AttachmentKey]Record) error {
+	data, err := json.MarshalIndent(fileFormat{Version: formatVersion, Records: sortedRecords(records)}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode allocation state: %w", err)
+	}
+	return writeFileAtomic(d.path, append(data, '\n'), d.hook)
+}
