@@ -3,12 +3,13 @@
 # from the Go module proxy. Idempotent: a tool already present at the wanted
 # version is skipped (the version is kept in bin/tools/.<tool>.version).
 #
-# Usage: hack/tools.sh [helm] [ko] [golangci-lint]   (no argument: all of them)
+# Usage: hack/tools.sh [controller-gen] [helm] [ko] [golangci-lint]   (no argument: all of them)
 set -euo pipefail
 
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
 KO_VERSION=${KO_VERSION:-v0.19.1}
 GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-v2.15.0}
+CONTROLLER_GEN_VERSION=${CONTROLLER_GEN_VERSION:-v0.23.0}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/bin/tools
@@ -28,15 +29,16 @@ install() {
 
 want=("$@")
 if [[ ${#want[@]} -eq 0 ]]; then
-	want=(helm ko golangci-lint)
+	want=(controller-gen helm ko golangci-lint)
 fi
 for tool in "${want[@]}"; do
 	case $tool in
+	controller-gen) install controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen "$CONTROLLER_GEN_VERSION" ;;
 	helm) install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
 	ko) install ko github.com/google/ko "$KO_VERSION" ;;
 	golangci-lint) install golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION" ;;
 	*)
-		echo "hack/tools.sh: unknown tool $tool (known: helm ko golangci-lint)" >&2
+		echo "hack/tools.sh: unknown tool $tool (known: controller-gen helm ko golangci-lint)" >&2
 		exit 2
 		;;
 	esac

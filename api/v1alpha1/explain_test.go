@@ -39,6 +39,7 @@ func TestKubectlExplain(t *testing.T) {
 			if err != nil {
 				t.Fatalf("kubectl explain %s: %v\n%s", tc.field, err, out)
 			}
+			t.Logf("kubectl explain %s:\n%s", tc.field, out)
 			for _, w := range tc.want {
 				if !strings.Contains(string(out), w) {
 					t.Errorf("kubectl explain %s lacks %q:\n%s", tc.field, w, out)

@@ -64,11 +64,18 @@ func (s *subnet) freeCount(release map[netip.Addr]bool) int {
 	return capacity(s.prefix) - held
 }
 
-// lowestFree returns the lowest usable address of s that is neither held (unless being
-// released) nor in taken.
-func (s *subnet) lowestFree(release, taken map[netip.Addr]bool) (netip.Addr, bool) {
+// lowestFrom returns the lowest usable address of s above from (or from the start when
+// from is invalid) that is neither held (unless being released) nor in taken.
+func (s *subnet) lowestFrom(from netip.Addr, release, taken map[netip.Addr]bool) (netip.Addr, bool) {
 	last := lastAddr(s.prefix)
-	for a := s.prefix.Masked().Addr(); ; a = a.Next() {
+	a := s.prefix.Masked().Addr()
+	if from.IsValid() && s.prefix.Contains(from) {
+		if from == last {
+			return netip.Addr{}, false
+		}
+		a = from.Next()
+	}
+	for ; ; a = a.Next() {
 		if usable(s.prefix, a) && !taken[a] {
 			if _, held := s.vnet.used[a]; !held || release[a] {
 				return a, true

@@ -60,6 +60,9 @@ func (k Kind) String() string {
 // ErrPending is wrapped by errors returned while a NIC PUT is still running on ARM.
 var ErrPending = errors.New("arm operation still in progress")
 
+// ErrNotFound is wrapped by lookups that found nothing without ARM saying 404 (FindNICForVM).
+var ErrNotFound = errors.New("not found")
+
 // ErrClientThrottled is wrapped by errors from the client-side rate limiter when the
 // caller's context deadline comes before the limiter would admit the call.
 var ErrClientThrottled = errors.New("client-side arm rate limit")
@@ -87,6 +90,9 @@ func Classify(err error) Kind {
 	}
 	if errors.Is(err, ErrPending) {
 		return KindPending
+	}
+	if errors.Is(err, ErrNotFound) {
+		return KindNotFound
 	}
 	if errors.Is(err, ErrClientThrottled) {
 		return KindThrottled

@@ -1,0 +1,143 @@
+package cni
+
+import (
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/utils/sysctl"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
+	"github.com/nicpool/nicpool/nodeagent/vethname"
+)
+
+// hostVethName is the node-side veth of an attachment; the agent derives
+// the same name to find it.
+func hostVethName(key agentapi.AttachmentKey) string {
+	return vethname.VethName(key.ContainerID, key.IfName)
+}
+
+// isLinkNotFound reports whether err means the link does not exist.
+func isLinkNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}
+
+// lookupHostVeth returns the named veth in the current namespace, nil when
+// there is no link of that name, and an error when the name is taken by a
+// link that is not a veth (nicpool never deletes what it did not create).
+func lookupHostVeth(name string) (*netlink.Veth, error) {
+	link, err := netlinksafe.LinkByName(name)
+	if isLinkNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up host interface %s: %w", name, err)
+	}
+	veth, ok := link.(*netlink.Veth)
+	if !ok {
+		return nil, fmt.Errorf("host interface %s exists and is a %s, not a veth", name, link.Type())
+	}
+	return veth, nil
+}
+
+// deleteHostVeth removes the named host veth (and with it its peer and every
+// route through it). A missing link is success.
+func deleteHostVeth(name string) error {
+	veth, err := lookupHostVeth(name)
+	if err != nil || veth == nil {
+		return err
+	}
+	if err := netlink.LinkDel(veth); err != nil && !isLinkNotFound(err) {
+		return fmt.Errorf("delete host veth %s: %w", name, err)
+	}
+	return nil
+}
+
+// createVeth creates the pair in the current (node) namespace with the peer
+// born inside the container namespace under its final name, so no temporary
+// name can collide and no rename is needed. It returns the host end, up.
+func createVeth(hostName, ifName string, mtu int, netns ns.NetNS) (*netlink.Veth, error) {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = hostName
+	attrs.MTU = mtu
+	veth := &netlink.Veth{
+		LinkAttrs:     attrs,
+		PeerName:      ifName,
+		PeerNamespace: netlink.NsFd(int(netns.Fd())),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		if errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create veth %s/%s: interface %s already exists in %s", hostName, ifName, ifName, netns.Path())
+		}
+		return nil, fmt.Errorf("create veth %s/%s: %w", hostName, ifName, err)
+	}
+	host, err := lookupHostVeth(hostName)
+	if err == nil && host == nil {
+		err = fmt.Errorf("host veth %s vanished after creation", hostName)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return nil, fmt.Errorf("set host veth %s up: %w", hostName, err)
+	}
+	return host, nil
+}
+
+// configureHost enables proxy ARP on the host veth and IPv4 forwarding in the
+// node namespace. Proxy ARP answers a pod that ARPs for anything despite the
+// static gateway entry (for example after a manual neighbor flush).
+func configureHost(hostName string) error {
+	if _, err := sysctl.Sysctl(fmt.Sprintf("net/ipv4/conf/%s/proxy_arp", hostName), "1"); err != nil {
+		return fmt.Errorf("enable proxy_arp on %s: %w", hostName, err)
+	}
+	// No router advertisements are ever wanted on a pod veth.
+	_, _ = sysctl.Sysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_ra", hostName), "0")
+	if v, err := sysctl.Sysctl("net/ipv4/ip_forward"); err == nil && v == "1" {
+		return nil
+	}
+	if _, err := sysctl.Sysctl("net/ipv4/ip_forward", "1"); err != nil {
+		return fmt.Errorf("enable ipv4 forwarding: %w", err)
+	}
+	return nil
+}
+
+// hostRoute is the node's /32 route to the pod through its veth.
+func hostRoute(ip net.IP, host netlink.Link) *netlink.Route {
+	return &netlink.Route{
+		LinkIndex: host.Attrs().Index,
+		Dst:       &net.IPNet{IP: ip.To4(), Mask: net.CIDRMask(32, 32)},
+		Scope:     netlink.SCOPE_LINK,
+		Protocol:  unix.RTPROT_STATIC,
+	}
+}
+
+// addHostRoute installs the /32 route, replacing a stale one that a crashed
+// earlier attachment of the same IP may have left on another link.
+func addHostRoute(ip net.IP, host netlink.Link) error {
+	if err := netlink.RouteReplace(hostRoute(ip, host)); err != nil {
+		return fmt.Errorf("add host route %s/32 via %s: %w", ip, host.Attrs().Name, err)
+	}
+	return nil
+}
+
+// findHostRoute reports whether the node routes ip/32 through host.
+func findHostRoute(ip net.IP, host netlink.Link) (bool, error) {
+	routes, err := netlinksafe.RouteListFiltered(netlink.FAMILY_V4,
+		&netlink.Route{Dst: &net.IPNet{IP: ip.To4(), Mask: net.CIDRMask(32, 32)}, Table: unix.RT_TABLE_MAIN},
+		netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return false, fmt.Errorf("list host routes to %s: %w", ip, err)
+	}
+	for _, r := range routes {
+		if r.LinkIndex == host.Attrs().Index && r.Scope == netlink.SCOPE_LINK {
+			return true, nil
+		}
+	}
+	return false, nil
+}

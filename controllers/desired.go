@@ -1,0 +1,193 @@
+package controllers
+
+import (
+	"crypto/rand"
+	"slices"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
+
+	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
+)
+
+// maxIPConfigsPerNIC is Azure's cap on IP configurations per NIC, primary
+// and foreign ones included.
+const maxIPConfigsPerNIC = 256
+
+// ipConfig is the part of a NIC IP configuration the plan looks at.
+type ipConfig struct {
+	Name    string
+	IP      string
+	Primary bool
+}
+
+// owned reports whether nicpool created the configuration: its name carries
+// the prefix and it is not the NIC's primary.
+func (c ipConfig) owned() bool {
+	return !c.Primary && strings.HasPrefix(c.Name, nicpoolv1.IPConfigurationPrefix)
+}
+
+// planInput is what one pass decides from.
+type planInput struct {
+	// Configs are all IP configurations on the NIC.
+	Configs []ipConfig
+	// Released are the IPs the agent listed in spec.ipsNotInUse.
+	Released map[string]bool
+	// Grant is how many nicpool IPs the pool may hold after the write.
+	Grant int
+	// NoAdds suppresses additions (the subnet is full).
+	NoAdds bool
+}
+
+// plan is the change one NIC write makes.
+type plan struct {
+	// Remove are names of nicpool configurations whose IP the agent released.
+	Remove []string
+	// Add are names of new configurations.
+	Add []string
+	// Held is the number of nicpool configurations on the NIC before the write.
+	Held int
+	// Target is the number after it.
+	Target int
+	// NICCapped is true when Azure's per-NIC cap cut the additions.
+	NICCapped bool
+}
+
+// empty reports whether the plan changes nothing.
+func (p plan) empty() bool { return len(p.Remove) == 0 && len(p.Add) == 0 }
+
+// computePlan decides which configurations to remove and how many to add.
+// Only nicpool configurations whose IP was released are removed: never the
+// primary, a foreign one, or one still in use, even when Grant is below what
+// the pool holds. newName returns a fresh candidate name.
+func computePlan(in planInput, newName func() string) plan {
+	var p plan
+	taken := map[string]bool{}
+	keep := 0
+	for _, c := range in.Configs {
+		taken[c.Name] = true
+		if !c.owned() {
+			continue
+		}
+		p.Held++
+		if c.IP != "" && in.Released[c.IP] {
+			p.Remove = append(p.Remove, c.Name)
+			continue
+		}
+		keep++
+	}
+	add := 0
+	if !in.NoAdds {
+		add = max(0, in.Grant-keep)
+		room := maxIPConfigsPerNIC - (len(in.Configs) - len(p.Remove))
+		if add > room {
+			add, p.NICCapped = max(room, 0), true
+		}
+	}
+	for len(p.Add) < add {
+		name := newName()
+		if taken[name] {
+			continue
+		}
+		taken[name] = true
+		p.Add = append(p.Add, name)
+	}
+	p.Target = keep + len(p.Add)
+	return p
+}
+
+// newConfigName returns nicpool-<10 random base32 characters>. Random names
+// never collide with configurations left by an earlier, interrupted pass.
+func newConfigName() string {
+	return nicpoolv1.IPConfigurationPrefix + strings.ToLower(rand.Text()[:10])
+}
+
+// nicConfigs extracts the plan's view of the NIC's IP configurations.
+func nicConfigs(nic *armnetwork.Interface) []ipConfig {
+	var out []ipConfig
+	if nic == nil || nic.Properties == nil {
+		return nil
+	}
+	for _, c := range nic.Properties.IPConfigurations {
+		if c == nil {
+			continue
+		}
+		ic := ipConfig{Name: to.String(c.Name)}
+		if c.Properties != nil {
+			ic.IP = to.String(c.Properties.PrivateIPAddress)
+			ic.Primary = c.Properties.Primary != nil && *c.Properties.Primary
+		}
+		out = append(out, ic)
+	}
+	if len(out) == 1 {
+		out[0].Primary = true // a NIC's only configuration is its primary.
+	}
+	return out
+}
+
+// primaryConfig returns the NIC's primary IP configuration, or nil.
+func primaryConfig(nic *armnetwork.Interface) *armnetwork.InterfaceIPConfiguration {
+	if nic == nil || nic.Properties == nil {
+		return nil
+	}
+	cfgs := nic.Properties.IPConfigurations
+	for _, c := range cfgs {
+		if c != nil && c.Properties != nil && c.Properties.Primary != nil && *c.Properties.Primary {
+			return c
+		}
+	}
+	if len(cfgs) == 1 {
+		return cfgs[0]
+	}
+	return nil
+}
+
+// applyPlan returns a copy of nic's IP configuration list with p applied:
+// removed configurations dropped, the rest untouched, new ones added with
+// dynamic allocation on subnetID.
+func applyPlan(nic *armnetwork.Interface, p plan, subnetID string) []*armnetwork.InterfaceIPConfiguration {
+	out := make([]*armnetwork.InterfaceIPConfiguration, 0, len(nic.Properties.IPConfigurations)+len(p.Add))
+	for _, c := range nic.Properties.IPConfigurations {
+		if c != nil && slices.Contains(p.Remove, to.String(c.Name)) {
+			continue
+		}
+		out = append(out, c)
+	}
+	for _, name := range p.Add {
+		out = append(out, &armnetwork.InterfaceIPConfiguration{
+			Name: to.Ptr(name),
+			Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{
+				Primary:                   to.Ptr(false),
+				PrivateIPAllocationMethod: to.Ptr(armnetwork.IPAllocationMethodDynamic),
+				PrivateIPAddressVersion:   to.Ptr(armnetwork.IPVersionIPv4),
+				Subnet:                    &armnetwork.Subnet{ID: to.Ptr(subnetID)},
+			},
+		})
+	}
+	return out
+}
+
+// ownedIPs lists the nicpool configurations on the NIC that have an IP,
+// sorted by IP, for status.ips.
+func ownedIPs(configs []ipConfig) []nicpoolv1.PoolIP {
+	var out []nicpoolv1.PoolIP
+	for _, c := range configs {
+		if c.owned() && c.IP != "" {
+			out = append(out, nicpoolv1.PoolIP{IP: nicpoolv1.IPv4Address(c.IP), IPConfiguration: c.Name})
+		}
+	}
+	slices.SortFunc(out, func(a, b nicpoolv1.PoolIP) int { return strings.Compare(string(a.IP), string(b.IP)) })
+	return out
+}
+
+// countOwned returns the number of nicpool configurations on the NIC.
+func countOwned(configs []ipConfig) int {
+	n := 0
+	for _, c := range configs {
+		if c.owned() {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything the build, the tests and the demo need on a fresh Debian
+# machine (run as root): Debian packages, the control-plane binaries (built from
+# the Go module proxy, cached) and the code generators. Idempotent and quick
+# when everything is already there.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+# iptables and iproute2: node SNAT and the network-namespace testbed.
+# containernetworking-plugins: the reference plugins (portmap, bandwidth for
+# chaining; ptp + host-local as the benchmark reference).
+# util-linux: flock; ca-certificates: TLS to the module proxy.
+packages=(iptables iproute2 containernetworking-plugins util-linux ca-certificates make)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "setup: missing Debian packages ${missing[*]}; run as root or install them" >&2
+		exit 1
+	fi
+	echo "setup: installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+"$root/hack/control-plane.sh"
+"$root/hack/tools.sh" controller-gen

@@ -1,0 +1,77 @@
+package armsim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// Error codes armsim returns, as Azure Resource Manager and the network resource provider
+// spell them. Clients classify errors by these.
+const (
+	CodeResourceNotFound           = "ResourceNotFound"
+	CodeNotFound                   = "NotFound"
+	CodeResourceGroupNotFound      = "ResourceGroupNotFound"
+	CodeSubscriptionNotFound       = "SubscriptionNotFound"
+	CodePreconditionFailed         = "PreconditionFailed"
+	CodeAnotherOperationInProgress = "AnotherOperationInProgress"
+	CodeThrottled                  = "SubscriptionRequestsThrottled"
+	CodeSubnetIsFull               = "SubnetIsFull"
+	// CodeTooManyIPConfigurations is returned for more than MaxIPConfigsPerNIC configurations.
+	// Azure's exact code could not be confirmed from public sources; match on HTTP 400 plus
+	// this constant rather than on a literal.
+	CodeTooManyIPConfigurations = "MaxIpConfigurationsPerNicReached"
+	// CodePrimaryIPConfigRequired is returned when a PUT removes or changes the primary configuration.
+	CodePrimaryIPConfigRequired  = "NicMustHavePrimaryIpConfiguration"
+	CodePrivateIPAddressInUse    = "PrivateIPAddressInUse"
+	CodePrivateIPNotInSubnet     = "PrivateIPAddressNotInSubnet"
+	CodeInvalidResourceReference = "InvalidResourceReference"
+	CodeInvalidRequestFormat     = "InvalidRequestFormat"
+	CodeInvalidRequestContent    = "InvalidRequestContent"
+	CodeMissingAPIVersion        = "MissingApiVersionParameter"
+	CodeAuthenticationFailed     = "AuthenticationFailed"
+	CodeInternalServerError      = "InternalServerError"
+)
+
+// armError is an error answered to the client with Azure's body shape.
+type armError struct {
+	status     int
+	code       string
+	message    string
+	retryAfter int // seconds; sent as Retry-After when > 0
+}
+
+func (e *armError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.message) }
+
+func errorf(status int, code, format string, args ...any) *armError {
+	return &armError{status: status, code: code, message: fmt.Sprintf(format, args...)}
+}
+
+// errorBody is Azure's error envelope: {"error":{"code":..,"message":..}}.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string        `json:"code"`
+	Message string        `json:"message"`
+	Details []errorDetail `json:"details"`
+}
+
+func writeError(w http.ResponseWriter, e *armError) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(e.retryAfter))
+	}
+	writeJSON(w, e.status, errorBody{Error: errorDetail{Code: e.code, Message: e.message, Details: []errorDetail{}}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body = []byte(`{"error":{"code":"InternalServerError","message":"encode response failed"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
