@@ -21,6 +21,9 @@ func hostVethName(key agentapi.AttachmentKey) string {
 	return vethname.VethName(key.ContainerID, key.IfName)
 }
 
+// errNotVeth marks a host link that carries nicpool's name but is not a veth.
+var errNotVeth = errors.New("not a veth, so not created by nicpool")
+
 // isLinkNotFound reports whether err means the link does not exist.
 func isLinkNotFound(err error) bool {
 	var nf netlink.LinkNotFoundError
@@ -40,15 +43,19 @@ func lookupHostVeth(name string) (*netlink.Veth, error) {
 	}
 	veth, ok := link.(*netlink.Veth)
 	if !ok {
-		return nil, fmt.Errorf("host interface %s exists and is a %s, not a veth", name, link.Type())
+		return nil, fmt.Errorf("host interface %s is a %s: %w", name, link.Type(), errNotVeth)
 	}
 	return veth, nil
 }
 
 // deleteHostVeth removes the named host veth (and with it its peer and every
-// route through it). A missing link is success.
+// route through it). A missing link is success, and so is a link of that
+// name that is not a veth: it is not nicpool's, so it is left alone.
 func deleteHostVeth(name string) error {
 	veth, err := lookupHostVeth(name)
+	if errors.Is(err, errNotVeth) {
+		return nil
+	}
 	if err != nil || veth == nil {
 		return err
 	}

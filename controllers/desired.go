@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"crypto/rand"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -113,9 +114,9 @@ func nicConfigs(nic *armnetwork.Interface) []ipConfig {
 		if c == nil {
 			continue
 		}
-		ic := ipConfig{Name: to.String(c.Name)}
+		ic := ipConfig{Name: deref(c.Name)}
 		if c.Properties != nil {
-			ic.IP = to.String(c.Properties.PrivateIPAddress)
+			ic.IP = deref(c.Properties.PrivateIPAddress)
 			ic.Primary = c.Properties.Primary != nil && *c.Properties.Primary
 		}
 		out = append(out, ic)
@@ -149,7 +150,7 @@ func primaryConfig(nic *armnetwork.Interface) *armnetwork.InterfaceIPConfigurati
 func applyPlan(nic *armnetwork.Interface, p plan, subnetID string) []*armnetwork.InterfaceIPConfiguration {
 	out := make([]*armnetwork.InterfaceIPConfiguration, 0, len(nic.Properties.IPConfigurations)+len(p.Add))
 	for _, c := range nic.Properties.IPConfigurations {
-		if c != nil && slices.Contains(p.Remove, to.String(c.Name)) {
+		if c != nil && slices.Contains(p.Remove, deref(c.Name)) {
 			continue
 		}
 		out = append(out, c)
@@ -177,7 +178,14 @@ func ownedIPs(configs []ipConfig) []nicpoolv1.PoolIP {
 			out = append(out, nicpoolv1.PoolIP{IP: nicpoolv1.IPv4Address(c.IP), IPConfiguration: c.Name})
 		}
 	}
-	slices.SortFunc(out, func(a, b nicpoolv1.PoolIP) int { return strings.Compare(string(a.IP), string(b.IP)) })
+	slices.SortFunc(out, func(a, b nicpoolv1.PoolIP) int {
+		x, errX := netip.ParseAddr(string(a.IP))
+		y, errY := netip.ParseAddr(string(b.IP))
+		if errX != nil || errY != nil {
+			return strings.Compare(string(a.IP), string(b.IP))
+		}
+		return x.Compare(y)
+	})
 	return out
 }
 
@@ -190,4 +198,12 @@ func countOwned(configs []ipConfig) int {
 		}
 	}
 	return n
+}
+
+// deref returns *p, or "" for nil.
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }

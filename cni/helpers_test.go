@@ -1,0 +1,294 @@
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/containernetworking/plugins/pkg/testutils"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+
+	"github.com/nicpool/nicpool/cni/internal/fakeagent"
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
+)
+
+// pluginDir holds the nicpool binary built for this test run.
+var pluginDir string
+
+// referencePluginDir is where Debian's containernetworking-plugins live.
+const referencePluginDir = "/usr/lib/cni"
+
+// Addresses of the simulated node.
+const (
+	nodeIP     = "10.240.0.4"
+	uplinkMTU  = 1400
+	netName    = "nicpool-test"
+	podIfName  = "eth0"
+	testPoolA  = "10.240.0.10"
+	testPoolB  = "10.240.0.11"
+	testPoolC  = "10.240.0.12"
+	testPoolD  = "10.240.0.13"
+	defaultTTL = 5
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "nicpool-cni-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "create plugin dir:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "nicpool"), "github.com/nicpool/nicpool/cmd/nicpool")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build nicpool plugin:", err)
+		return 1
+	}
+	pluginDir = dir
+	return m.Run()
+}
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+}
+
+// newNS creates a network namespace removed when the test ends.
+func newNS(t *testing.T) ns.NetNS {
+	t.Helper()
+	n, err := testutils.NewNS()
+	if err != nil {
+		t.Fatalf("create netns: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = n.Close()
+		_ = testutils.UnmountNS(n)
+	})
+	return n
+}
+
+// testbed is one simulated node: a node namespace with an uplink, a fake
+// agent and a libcni client.
+type testbed struct {
+	t      *testing.T
+	node   ns.NetNS
+	agent  *fakeagent.Agent
+	socket string
+	cni    *libcni.CNIConfig
+}
+
+func newTestbed(t *testing.T, ips ...string) *testbed {
+	t.Helper()
+	requireRoot(t)
+	// A short path: unix socket paths are limited to 108 bytes.
+	dir, err := os.MkdirTemp("", "np")
+	if err != nil {
+		t.Fatalf("create temp dir: %v", err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	socket := filepath.Join(dir, "agent.sock")
+	agent, err := fakeagent.Start(socket, ips)
+	if err != nil {
+		t.Fatalf("start fake agent: %v", err)
+	}
+	t.Cleanup(func() { _ = agent.Close() })
+	tb := &testbed{
+		t:      t,
+		node:   newNS(t),
+		agent:  agent,
+		socket: socket,
+		cni:    libcni.NewCNIConfigWithCacheDir([]string{pluginDir, referencePluginDir}, filepath.Join(dir, "cache"), nil),
+	}
+	tb.inNode(func() error { return setupUplink() })
+	return tb
+}
+
+// setupUplink gives the node namespace an "eth0" with the node IP, a
+// smaller MTU than the veth default and a default route, like a VM's NIC.
+// Its peer stays in the same namespace, so nothing leaves it.
+func setupUplink() error {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "eth0"
+	attrs.MTU = uplinkMTU
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "fabric0"}); err != nil {
+		return fmt.Errorf("add uplink: %w", err)
+	}
+	for _, name := range []string{"lo", "eth0", "fabric0"} {
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
+			return err
+		}
+	}
+	eth0, err := netlink.LinkByName("eth0")
+	if err != nil {
+		return err
+	}
+	addr, _ := netlink.ParseAddr(nodeIP + "/24")
+	if err := netlink.AddrAdd(eth0, addr); err != nil {
+		return fmt.Errorf("add node ip: %w", err)
+	}
+	return netlink.RouteAdd(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: net.ParseIP("10.240.0.1")})
+}
+
+// inNode runs fn on a thread inside the node namespace; child processes
+// (the plugins libcni executes) inherit it.
+func (tb *testbed) inNode(fn func() error) {
+	tb.t.Helper()
+	if err := tb.node.Do(func(ns.NetNS) error { return fn() }); err != nil {
+		tb.t.Fatal(err)
+	}
+}
+
+// nodeErr is inNode for calls whose error the test inspects.
+func (tb *testbed) nodeErr(fn func() error) error {
+	return tb.node.Do(func(ns.NetNS) error { return fn() })
+}
+
+// confList builds a conflist with nicpool first and extra plugins after it.
+func (tb *testbed) confList(version string, extra ...map[string]any) *libcni.NetworkConfigList {
+	tb.t.Helper()
+	plugins := []map[string]any{{"type": "nicpool", "agentSocket": tb.socket, "timeoutSeconds": defaultTTL}}
+	plugins = append(plugins, extra...)
+	b, err := json.Marshal(map[string]any{"cniVersion": version, "name": netName, "plugins": plugins})
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	list, err := libcni.NetworkConfFromBytes(b)
+	if err != nil {
+		tb.t.Fatalf("parse conflist: %v", err)
+	}
+	return list
+}
+
+func runtimeConf(containerID string, netns ns.NetNS) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{
+		ContainerID: containerID,
+		NetNS:       netns.Path(),
+		IfName:      podIfName,
+		Args: [][2]string{
+			{"IgnoreUnknown", "1"},
+			{"K8S_POD_NAMESPACE", "default"},
+			{"K8S_POD_NAME", "pod-" + containerID},
+		},
+	}
+}
+
+func (tb *testbed) add(list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) (res any, err error) {
+	err = tb.nodeErr(func() error {
+		r, err := tb.cni.AddNetworkList(context.Background(), list, rt)
+		res = r
+		return err
+	})
+	return res, err
+}
+
+func (tb *testbed) del(list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
+	return tb.nodeErr(func() error { return tb.cni.DelNetworkList(context.Background(), list, rt) })
+}
+
+func (tb *testbed) check(list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
+	return tb.nodeErr(func() error { return tb.cni.CheckNetworkList(context.Background(), list, rt) })
+}
+
+// nodeState is what the node namespace holds for one attachment.
+type nodeState struct {
+	vethExists bool
+	routeTo    string // interface the /32 route to the IP leaves through
+}
+
+func (tb *testbed) state(containerID, ip string) nodeState {
+	tb.t.Helper()
+	var st nodeState
+	tb.inNode(func() error {
+		if _, err := netlink.LinkByName(hostVethName(agentapi.AttachmentKey{ContainerID: containerID, IfName: podIfName})); err == nil {
+			st.vethExists = true
+		}
+		if ip == "" {
+			return nil
+		}
+		routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4,
+			&netlink.Route{Dst: hostPrefix(net.ParseIP(ip))}, netlink.RT_FILTER_DST)
+		if err != nil {
+			return err
+		}
+		for _, r := range routes {
+			l, err := netlink.LinkByIndex(r.LinkIndex)
+			if err == nil {
+				st.routeTo = l.Attrs().Name
+			}
+		}
+		return nil
+	})
+	return st
+}
+
+// npLinks lists the host veths nicpool could have created.
+func (tb *testbed) npLinks() []string {
+	tb.t.Helper()
+	var names []string
+	tb.inNode(func() error {
+		links, err := netlink.LinkList()
+		for _, l := range links {
+			if len(l.Attrs().Name) > 2 && l.Attrs().Name[:2] == "np" {
+				names = append(names, l.Attrs().Name)
+			}
+		}
+		return err
+	})
+	return names
+}
+
+// ping sends ICMP echo requests from src inside netns and waits for a reply
+// from dst. The deadline bounds the test, it is not a timing assertion.
+func ping(netns ns.NetNS, src, dst string) error {
+	return netns.Do(func(ns.NetNS) error {
+		c, err := icmp.ListenPacket("ip4:icmp", src)
+		if err != nil {
+			return fmt.Errorf("open icmp socket on %s: %w", src, err)
+		}
+		defer c.Close()
+		msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: 0x6e70, Seq: 1, Data: []byte("nicpool")}}
+		wire, err := msg.Marshal(nil)
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, 1500)
+		for attempt := 0; attempt < 5; attempt++ {
+			if _, err := c.WriteTo(wire, &net.IPAddr{IP: net.ParseIP(dst)}); err != nil {
+				return fmt.Errorf("send echo %s -> %s: %w", src, dst, err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			for {
+				n, peer, err := c.ReadFrom(buf)
+				if err != nil {
+					break
+				}
+				reply, err := icmp.ParseMessage(1, buf[:n])
+				if err == nil && reply.Type == ipv4.ICMPTypeEchoReply && peer.String() == dst {
+					return nil
+				}
+			}
+		}
+		return errors.New("no echo reply from " + dst + " to " + src)
+	})
+}

@@ -1,0 +1,139 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
+	"github.com/nicpool/nicpool/nodeagent/store"
+)
+
+// Allocate returns the IP of att, giving it a free IP of the pool when it
+// holds none. The same key always gets the IP it already holds. With no
+// free IP it waits (counted as demand, so the pool grows for the whole
+// burst) up to AllocTimeout or ctx; then it returns an *agentapi.Error with
+// CodeTryAgainLater. Every error is an *agentapi.Error.
+func (a *Allocator) Allocate(ctx context.Context, att agentapi.Attachment) (*agentapi.AllocateResponse, error) {
+	if err := ValidateAttachment(att); err != nil {
+		return nil, err
+	}
+	start := a.cfg.Now()
+	timer := time.NewTimer(a.cfg.AllocTimeout)
+	defer timer.Stop()
+	resp, err := a.allocateOrWait(ctx, att, timer.C)
+	a.cfg.Metrics.ObserveAllocation(a.cfg.Now().Sub(start), err == nil)
+	return resp, err
+}
+
+func (a *Allocator) allocateOrWait(ctx context.Context, att agentapi.Attachment, timeout <-chan time.Time) (*agentapi.AllocateResponse, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	waited := false
+	for {
+		if rec, ok := a.store.Get(att.AttachmentKey); ok {
+			return a.responseLocked(rec.IP), nil
+		}
+		if ip := a.pickLocked(); ip != "" {
+			rec, err := a.store.Add(store.Record{Attachment: att, IP: ip, AllocatedAt: a.cfg.Now()})
+			if err != nil {
+				return nil, &agentapi.Error{Code: agentapi.CodeInternal, Message: fmt.Sprintf("record allocation of %s: %v", ip, err)}
+			}
+			delete(a.idleSince, rec.IP)
+			a.signalDemandLocked()
+			return a.responseLocked(rec.IP), nil
+		}
+		if !waited {
+			waited = true
+			a.cfg.Metrics.Waited()
+		}
+		if err := a.waitLocked(ctx, timeout); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// waitLocked counts the caller as a waiter and waits, with mu released,
+// until the pool changes, the timeout fires or ctx ends.
+func (a *Allocator) waitLocked(ctx context.Context, timeout <-chan time.Time) error {
+	a.waiters++
+	a.signalDemandLocked()
+	changed := a.changed
+	a.mu.Unlock()
+	var err error
+	select {
+	case <-changed:
+	case <-timeout:
+		err = &agentapi.Error{Code: agentapi.CodeTryAgainLater, Message: fmt.Sprintf("no free IP on this node after waiting %s for the pool to grow; try again later", a.cfg.AllocTimeout)}
+	case <-ctx.Done():
+		err = &agentapi.Error{Code: agentapi.CodeTryAgainLater, Message: fmt.Sprintf("gave up waiting for a free IP: %v; try again later", ctx.Err())}
+	}
+	a.mu.Lock()
+	a.waiters--
+	if err != nil {
+		a.cfg.Metrics.TimedOut()
+		a.signalDemandLocked()
+	}
+	return err
+}
+
+func (a *Allocator) responseLocked(ip string) *agentapi.AllocateResponse {
+	return &agentapi.AllocateResponse{IP: ip, SubnetCIDR: a.pool.SubnetCIDR, PrimaryIP: a.pool.PrimaryIP}
+}
+
+// Release gives back key's IP and returns it ("" when key held nothing).
+// The IP becomes free at once but is reused last (see pickLocked).
+func (a *Allocator) Release(key agentapi.AttachmentKey) (string, error) {
+	if err := ValidateKey(key); err != nil {
+		return "", err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.releaseLocked(key)
+}
+
+func (a *Allocator) releaseLocked(key agentapi.AttachmentKey) (string, error) {
+	rec, ok, err := a.store.Remove(key)
+	if err != nil {
+		return "", &agentapi.Error{Code: agentapi.CodeInternal, Message: fmt.Sprintf("release container %s interface %s: %v", key.ContainerID, key.IfName, err)}
+	}
+	if !ok {
+		return "", nil
+	}
+	now := a.cfg.Now()
+	a.lastUsed[rec.IP] = now
+	a.idleSince[rec.IP] = now
+	a.wakeLocked()
+	return rec.IP, nil
+}
+
+// Check returns key's record; ok is false when it holds nothing.
+func (a *Allocator) Check(key agentapi.AttachmentKey) (store.Record, bool) {
+	return a.store.Get(key)
+}
+
+// Records returns every allocation, sorted by IP.
+func (a *Allocator) Records() []store.Record { return a.store.List() }
+
+// ReleaseUnless releases every allocation for which keep returns false and
+// that is at least minAge old (a younger one may belong to an ADD still in
+// flight). It returns the released keys and the errors of those it could not
+// release.
+func (a *Allocator) ReleaseUnless(keep func(store.Record) bool, minAge time.Duration) ([]agentapi.AttachmentKey, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.cfg.Now()
+	var released []agentapi.AttachmentKey
+	var errs []error
+	for _, r := range a.store.List() {
+		if keep(r) || now.Sub(r.AllocatedAt) < minAge {
+			continue
+		}
+		if _, err := a.releaseLocked(r.AttachmentKey); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		released = append(released, r.AttachmentKey)
+	}
+	return released, joinErrors(errs)
+}

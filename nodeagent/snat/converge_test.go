@@ -1,0 +1,191 @@
+package snat
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-iptables/iptables"
+)
+
+var errInjected = errors.New("injected failure")
+
+// stepIPT wraps a real iptables client: it counts the commands that change
+// something, fails the failAt-th one (a crash at that step), and calls
+// check after each of them.
+type stepIPT struct {
+	IPTables
+	mutations int
+	failAt    int
+	check     func()
+}
+
+func (s *stepIPT) mutate(f func() error) error {
+	s.mutations++
+	if s.mutations == s.failAt {
+		return errInjected
+	}
+	err := f()
+	if s.check != nil {
+		s.check()
+	}
+	return err
+}
+
+func (s *stepIPT) ClearChain(table, chain string) error {
+	return s.mutate(func() error { return s.IPTables.ClearChain(table, chain) })
+}
+
+func (s *stepIPT) ClearAndDeleteChain(table, chain string) error {
+	return s.mutate(func() error { return s.IPTables.ClearAndDeleteChain(table, chain) })
+}
+
+func (s *stepIPT) Append(table, chain string, spec ...string) error {
+	return s.mutate(func() error { return s.IPTables.Append(table, chain, spec...) })
+}
+
+func (s *stepIPT) Insert(table, chain string, pos int, spec ...string) error {
+	return s.mutate(func() error { return s.IPTables.Insert(table, chain, pos, spec...) })
+}
+
+func (s *stepIPT) DeleteIfExists(table, chain string, spec ...string) error {
+	return s.mutate(func() error { return s.IPTables.DeleteIfExists(table, chain, spec...) })
+}
+
+var (
+	cfgOld = Config{PrimaryIP: "10.0.0.4", NonMasqueradeCIDRs: []string{"10.0.0.0/16"}}
+	cfgNew = Config{PrimaryIP: "10.0.0.4", NonMasqueradeCIDRs: []string{"10.0.0.0/16", "192.168.0.0/16"}, Interface: "eth0"}
+)
+
+// foreignBefore and foreignAfter stand for kube-proxy's and others' rules.
+var (
+	foreignBefore = []string{"-s", "172.17.0.0/16", "-j", "MASQUERADE"}
+	foreignAfter  = []string{"-s", "172.18.0.0/16", "-j", "MASQUERADE"}
+)
+
+// assertComplete fails the test when a chain reachable from POSTROUTING is
+// neither one of the allowed rule sets: what a packet could see mid-update.
+func assertComplete(t *testing.T, ipt IPTables, allowed ...*Manager) {
+	t.Helper()
+	post, err := ipt.List(natTable, postrouting)
+	if err != nil {
+		t.Fatalf("list POSTROUTING: %v", err)
+	}
+	for _, c := range []string{DefaultChainName, DefaultChainName + stagingSuffix} {
+		if !slices.Contains(post, jumpLine(c)) {
+			continue
+		}
+		lines, err := ipt.List(natTable, c)
+		if err != nil {
+			t.Fatalf("list %s: %v", c, err)
+		}
+		got := slices.DeleteFunc(lines, func(l string) bool { return !strings.HasPrefix(l, "-A ") })
+		ok := false
+		for _, m := range allowed {
+			ok = ok || slices.Equal(got, m.wantLines(c))
+		}
+		if !ok {
+			t.Fatalf("chain %s is reachable with a partial rule set: %q", c, got)
+		}
+	}
+}
+
+// assertFinal checks the state a successful Sync of m leaves.
+// wantPost is POSTROUTING's expected content.
+func assertFinal(t *testing.T, ipt IPTables, m *Manager, wantPost []string) {
+	t.Helper()
+	if ok, err := m.chainMatches(DefaultChainName); err != nil || !ok {
+		t.Fatalf("chain does not hold the wanted rules (err %v)", err)
+	}
+	post, err := ipt.List(natTable, postrouting)
+	if err != nil {
+		t.Fatalf("list POSTROUTING: %v", err)
+	}
+	if !slices.Equal(post, wantPost) {
+		t.Fatalf("POSTROUTING:\n got %q\nwant %q", post, wantPost)
+	}
+	if ok, err := ipt.ChainExists(natTable, DefaultChainName+stagingSuffix); err != nil || ok {
+		t.Fatalf("staging chain exists = %v (err %v), want it gone", ok, err)
+	}
+}
+
+// TestSyncCrashAtEveryStep fails each iptables command of a Sync in turn,
+// from an empty table and from an older configuration: no packet may ever
+// meet a partial chain, and the next Sync must converge.
+func TestSyncCrashAtEveryStep(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		before *Config
+	}{{"first install", nil}, {"config change", &cfgOld}} {
+		t.Run(tt.name, func(t *testing.T) {
+			for failAt := 1; ; failAt++ {
+				if done := crashAt(t, tt.before, failAt); done {
+					if failAt < 3 {
+						t.Fatalf("sync finished after %d commands; the wrapper sees nothing", failAt-1)
+					}
+					return
+				}
+			}
+		})
+	}
+}
+
+// crashAt runs one crash scenario in a fresh namespace; it reports whether
+// Sync finished without reaching the failAt-th command.
+func crashAt(t *testing.T, before *Config, failAt int) (done bool) {
+	netns := newTestNS(t)
+	inNS(t, netns, func() error {
+		real, err := iptables.New()
+		if err != nil {
+			return err
+		}
+		ctx := context.Background()
+		if err := real.Append(natTable, postrouting, foreignBefore...); err != nil {
+			return err
+		}
+		var allowed []*Manager
+		if before != nil {
+			old := *before
+			old.IPTables = real
+			mOld, err := New(old)
+			if err != nil {
+				return err
+			}
+			if err := mOld.Sync(ctx); err != nil {
+				return err
+			}
+			allowed = append(allowed, mOld)
+		}
+		if err := real.Append(natTable, postrouting, foreignAfter...); err != nil {
+			return err
+		}
+		step := &stepIPT{IPTables: real, failAt: failAt}
+		cfg := cfgNew
+		cfg.IPTables = step
+		m, err := New(cfg)
+		if err != nil {
+			return err
+		}
+		allowed = append(allowed, m)
+		step.check = func() { assertComplete(t, real, allowed...) }
+		err = m.Sync(ctx)
+		done = step.mutations < failAt
+		if done != (err == nil) || (err != nil && !errors.Is(err, errInjected)) {
+			t.Fatalf("failAt %d: Sync() = %v after %d commands", failAt, err, step.mutations)
+		}
+		step.failAt = 0
+		if err := m.Sync(ctx); err != nil {
+			t.Fatalf("failAt %d: Sync after the crash: %v", failAt, err)
+		}
+		// The jump keeps its place when the configuration changes.
+		wantPost := []string{"-P POSTROUTING ACCEPT", listLine(postrouting, foreignBefore), listLine(postrouting, foreignAfter), jumpLine(DefaultChainName)}
+		if before != nil {
+			wantPost[2], wantPost[3] = wantPost[3], wantPost[2]
+		}
+		assertFinal(t, real, m, wantPost)
+		return nil
+	})
+	return done
+}

@@ -1,0 +1,146 @@
+package testbed
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/containernetworking/cni/libcni"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/plugins/pkg/ns"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// PodNamespace is the Kubernetes namespace of the testbed's pods.
+const PodNamespace = "default"
+
+// Pod is a network namespace wired by the nicpool CNI plugin, as a container
+// runtime does it, with a matching Pod object bound to its VM's node.
+type Pod struct {
+	Name        string
+	ContainerID string
+	VM          *VM
+	NS          *Namespace
+	IP          string
+	Result      *types100.Result
+}
+
+// StartPod creates the Pod object and the pod's namespace and calls the CNI
+// ADD of the conflist the VM's agent installed, from inside the VM namespace.
+// On error nothing is left behind but the Pod object when the ADD failed.
+func (tb *Testbed) StartPod(ctx context.Context, vm *VM, name string) (*Pod, error) {
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	p := &Pod{Name: name, ContainerID: hex.EncodeToString(id), VM: vm}
+	obj := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: PodNamespace},
+		Spec: corev1.PodSpec{NodeName: vm.Name, Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
+	}
+	if err := tb.Env.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("create pod %s: %w", name, err)
+	}
+	var err error
+	if p.NS, err = tb.newNamespace("p-" + p.ContainerID[:8]); err != nil {
+		return nil, err
+	}
+	res, err := tb.cniAdd(ctx, p)
+	if err != nil {
+		_ = tb.removeNamespace(p.NS)
+		return nil, err
+	}
+	p.Result = res
+	if len(res.IPs) == 0 {
+		return p, errors.New("CNI ADD returned no IP")
+	}
+	p.IP = res.IPs[0].Address.IP.String()
+	return p, nil
+}
+
+// DeletePod calls CNI DEL, deletes the namespace and the Pod object.
+func (tb *Testbed) DeletePod(ctx context.Context, p *Pod) error {
+	errs := []error{tb.cniDel(ctx, p), tb.removeNamespace(p.NS)}
+	obj := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: PodNamespace}}
+	if err := tb.Env.Client.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("delete pod object %s: %w", p.Name, err))
+	}
+	return errors.Join(errs...)
+}
+
+func (tb *Testbed) cni(vm *VM) (*libcni.CNIConfig, *libcni.NetworkConfigList, error) {
+	files, err := libcni.ConfFiles(vm.CNIConfDir, []string{".conflist"})
+	if err != nil || len(files) == 0 {
+		return nil, nil, fmt.Errorf("no conflist in %s (is the agent ready?): %v", vm.CNIConfDir, err)
+	}
+	list, err := libcni.ConfListFromFile(files[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("load %s: %w", files[0], err)
+	}
+	cacheDir := filepath.Join(vm.Dir, "cni-cache")
+	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	return libcni.NewCNIConfigWithCacheDir([]string{vm.CNIBinDir, "/usr/lib/cni"}, cacheDir, nil), list, nil
+}
+
+func (p *Pod) runtimeConf() *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{
+		ContainerID: p.ContainerID,
+		NetNS:       p.NS.Path(),
+		IfName:      "eth0",
+		Args: [][2]string{
+			{"IgnoreUnknown", "1"},
+			{"K8S_POD_NAMESPACE", PodNamespace},
+			{"K8S_POD_NAME", p.Name},
+			{"K8S_POD_INFRA_CONTAINER_ID", p.ContainerID},
+		},
+	}
+}
+
+func (tb *Testbed) cniAdd(ctx context.Context, p *Pod) (*types100.Result, error) {
+	c, list, err := tb.cni(p.VM)
+	if err != nil {
+		return nil, err
+	}
+	var res *types100.Result
+	err = p.VM.NS.Do(func(ns.NetNS) error {
+		r, err := c.AddNetworkList(ctx, list, p.runtimeConf())
+		if err != nil {
+			return err
+		}
+		res, err = types100.NewResultFromResult(r)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("CNI ADD %s on %s: %w", p.Name, p.VM.Name, err)
+	}
+	return res, nil
+}
+
+func (tb *Testbed) cniDel(ctx context.Context, p *Pod) error {
+	c, list, err := tb.cni(p.VM)
+	if err != nil {
+		return err
+	}
+	return p.VM.NS.Do(func(ns.NetNS) error {
+		if err := c.DelNetworkList(ctx, list, p.runtimeConf()); err != nil {
+			return fmt.Errorf("CNI DEL %s on %s: %w", p.Name, p.VM.Name, err)
+		}
+		return nil
+	})
+}
+
+func (tb *Testbed) removeNamespace(n *Namespace) error {
+	for i, x := range tb.namespaces {
+		if x == n {
+			tb.namespaces = append(tb.namespaces[:i], tb.namespaces[i+1:]...)
+			break
+		}
+	}
+	return n.delete()
+}

@@ -1,0 +1,83 @@
+package testbed
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+)
+
+// ProbePort is where every probe server listens.
+const ProbePort = 7777
+
+// StartProbeServer listens on ProbePort inside n; each connection is answered
+// with the source address the server saw, so a test learns whether SNAT
+// happened on the way.
+func (tb *Testbed) StartProbeServer(n *Namespace) error {
+	var l net.Listener
+	err := n.Do(func(ns.NetNS) error {
+		var err error
+		l, err = net.Listen("tcp4", fmt.Sprintf(":%d", ProbePort))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("probe server in %s: %w", n.Name, err)
+	}
+	tb.closers = append(tb.closers, l.Close)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			_, _ = fmt.Fprintln(c, host)
+			_ = c.Close()
+		}
+	}()
+	return nil
+}
+
+// Probe connects from inside n to ip:ProbePort and returns the source
+// address the server there saw.
+func Probe(ctx context.Context, n *Namespace, ip string) (string, error) {
+	var seen string
+	err := n.Do(func(ns.NetNS) error {
+		d := net.Dialer{Timeout: 2 * time.Second}
+		c, err := d.DialContext(ctx, "tcp4", fmt.Sprintf("%s:%d", ip, ProbePort))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("read answer: %w", err)
+		}
+		seen = strings.TrimSpace(line)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("probe %s from %s: %w", ip, n.Name, err)
+	}
+	return seen, nil
+}
+
+// ProbeEventually retries Probe until it succeeds or timeout passes (routes
+// follow ARM with a short delay).
+func ProbeEventually(ctx context.Context, n *Namespace, ip string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		seen, err := Probe(ctx, n, ip)
+		if err == nil || time.Now().After(deadline) || errors.Is(ctx.Err(), context.Canceled) {
+			return seen, err
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

@@ -1,0 +1,231 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/nicpool/nicpool/internal/armsim"
+	"github.com/nicpool/nicpool/internal/testenv"
+)
+
+// Config sizes a testbed.
+type Config struct {
+	// VMs is the number of VM namespaces, each with a node agent.
+	VMs int
+	// BinDir holds nicpool-operator, nicpool-agent and nicpool.
+	BinDir string
+	// WorkDir receives logs, kubeconfig, state and CNI directories.
+	WorkDir string
+	// PutLatency is how long armsim keeps a NIC PUT in progress.
+	PutLatency time.Duration
+	// AgentArgs are extra flags for every agent (for example a shorter cooldown).
+	AgentArgs []string
+	// OperatorArgs are extra flags for the operator.
+	OperatorArgs []string
+	// Logf reports progress; nil discards it.
+	Logf func(format string, args ...any)
+}
+
+// Subscription and resource group of the simulated VMs.
+const (
+	SubscriptionID = "00000000-0000-0000-0000-00000000e2e0"
+	ResourceGroup  = "rg-nicpool-e2e"
+)
+
+// Testbed is a running simulated VNet with a Kubernetes control plane, the
+// operator and one agent per VM.
+type Testbed struct {
+	cfg      Config
+	prefix   string
+	Env      *testenv.Env
+	Sim      *armsim.Server
+	Operator *Process
+	VMs      []*VM
+	Sites    map[string]*Site // "peer", "onprem", "internet"
+
+	kubeconfig string
+	fabric     *fabric
+	namespaces []*Namespace
+	closers    []func() error
+	cancel     context.CancelFunc
+	fabricErrs chan error
+}
+
+// New builds and starts a testbed. Call Close when done, also on error paths
+// after New returned a non-nil Testbed.
+func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("the VNet testbed needs root to create network namespaces")
+	}
+	if cfg.VMs < 1 || cfg.VMs > 200 {
+		return nil, fmt.Errorf("testbed VMs must be 1..200, got %d", cfg.VMs)
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if err := CleanupStale(); err != nil {
+		cfg.Logf("Stale namespaces could not all be removed: %v", err)
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create work dir: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	tb = &Testbed{cfg: cfg, prefix: fmt.Sprintf("%s%d-", namePrefix, os.Getpid()), cancel: cancel,
+		Sites: map[string]*Site{}, fabricErrs: make(chan error, 16)}
+	defer func() {
+		if err != nil {
+			tb.Close()
+			tb = nil
+		}
+	}()
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"control plane", tb.startControlPlane},
+		{"simulated ARM", tb.startARM},
+		{"fabric and sites", tb.buildNetwork},
+		{"operator", tb.startOperator},
+		{"VMs and agents", tb.startVMs},
+	}
+	for _, s := range steps {
+		cfg.Logf("Starting %s.", s.name)
+		if err := s.fn(ctx); err != nil {
+			return tb, fmt.Errorf("start %s: %w", s.name, err)
+		}
+	}
+	return tb, nil
+}
+
+func (tb *Testbed) startControlPlane(context.Context) error {
+	env, err := testenv.Start()
+	if err != nil {
+		return err
+	}
+	tb.Env = env
+	tb.closers = append(tb.closers, env.Stop)
+	tb.kubeconfig = filepath.Join(tb.cfg.WorkDir, "kubeconfig")
+	return env.Kubeconfig(tb.kubeconfig)
+}
+
+// Kubeconfig is the path of an admin kubeconfig for the testbed's API server.
+func (tb *Testbed) Kubeconfig() string { return tb.kubeconfig }
+
+func (tb *Testbed) apiServerHostPort() (string, error) {
+	u, err := url.Parse(tb.Env.Config.Host)
+	if err != nil {
+		return "", fmt.Errorf("parse API server URL %q: %w", tb.Env.Config.Host, err)
+	}
+	return u.Host, nil
+}
+
+func (tb *Testbed) startARM(context.Context) error {
+	topo := &armsim.Topology{
+		SubscriptionID: SubscriptionID,
+		VNets: []armsim.VNetSpec{{
+			ResourceGroup: ResourceGroup, Name: "vnet-e2e", AddressSpace: []string{VNetCIDR},
+			Subnets: []armsim.SubnetSpec{{Name: "nodes", CIDR: VNetCIDR}},
+		}},
+	}
+	for i := 0; i < tb.cfg.VMs; i++ {
+		topo.NICs = append(topo.NICs, armsim.NICSpec{
+			ResourceGroup: ResourceGroup, Name: vmName(i) + "-nic", VMName: vmName(i),
+			VNet: "vnet-e2e", Subnet: "nodes", PrimaryIP: primaryIP(i),
+		})
+	}
+	sim, err := armsim.New(armsim.Options{Topology: topo, PutLatency: tb.cfg.PutLatency, Logf: nil})
+	if err != nil {
+		return err
+	}
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		return err
+	}
+	tb.Sim = sim
+	tb.closers = append(tb.closers, sim.Close)
+	return os.WriteFile(tb.caPath(), sim.CACertPEM(), 0o600)
+}
+
+func (tb *Testbed) caPath() string { return filepath.Join(tb.cfg.WorkDir, "armsim-ca.pem") }
+
+func (tb *Testbed) startOperator(context.Context) error {
+	args := append([]string{
+		"--kubeconfig=" + tb.kubeconfig,
+		"--arm-endpoint=" + tb.Sim.URL(),
+		"--arm-ca-file=" + tb.caPath(),
+		"--auth-mode=none",
+		"--leader-elect=false",
+		"--metrics-bind-address=0",
+		"--health-probe-bind-address=0",
+	}, tb.cfg.OperatorArgs...)
+	tb.Operator = &Process{Name: "operator", bin: filepath.Join(tb.cfg.BinDir, "nicpool-operator"), args: args,
+		LogPath: filepath.Join(tb.cfg.WorkDir, "operator.log")}
+	tb.closers = append(tb.closers, func() error { tb.Operator.Stop(); return nil })
+	return tb.Operator.Start()
+}
+
+// Close stops every process and deletes every namespace the testbed created.
+func (tb *Testbed) Close() {
+	tb.cancel()
+	for _, vm := range tb.VMs {
+		if vm.Agent != nil {
+			vm.Agent.Stop()
+		}
+	}
+	for i := len(tb.closers) - 1; i >= 0; i-- {
+		if err := tb.closers[i](); err != nil {
+			tb.cfg.Logf("Cleanup step failed: %v", err)
+		}
+	}
+	for i := len(tb.namespaces) - 1; i >= 0; i-- {
+		if err := tb.namespaces[i].delete(); err != nil {
+			tb.cfg.Logf("Cleanup: %v", err)
+		}
+	}
+}
+
+func (tb *Testbed) newNamespace(suffix string) (*Namespace, error) {
+	n, err := newNamespace(tb.prefix + suffix)
+	if err != nil {
+		return nil, err
+	}
+	tb.namespaces = append(tb.namespaces, n)
+	return n, nil
+}
+
+// FabricError returns an error the fabric hit while following armsim, if any.
+func (tb *Testbed) FabricError() error {
+	select {
+	case err := <-tb.fabricErrs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func (tb *Testbed) createNode(ctx context.Context, vm *VM) error {
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: vm.Name, Labels: map[string]string{"kubernetes.io/hostname": vm.Name}},
+		Spec:       corev1.NodeSpec{ProviderID: "azure://" + vm.VMID},
+	}
+	if err := tb.Env.Client.Create(ctx, node); err != nil {
+		return fmt.Errorf("create node %s: %w", vm.Name, err)
+	}
+	return nil
+}
+
+// Client is an admin client of the testbed's API server.
+func (tb *Testbed) Client() client.Client { return tb.Env.Client }
+
+func vmName(i int) string    { return fmt.Sprintf("vm-%d", i) }
+func primaryIP(i int) string { return fmt.Sprintf("10.240.0.%d", 10+i) }
+func lower(s string) string  { return strings.ToLower(s) }

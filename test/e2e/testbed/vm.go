@@ -1,0 +1,146 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+)
+
+// VM is a simulated Azure VM: a namespace whose eth0 holds the NIC's
+// primary IP, running one nicpool agent, with its own CNI directories.
+type VM struct {
+	Index     int
+	Name      string // also the Node's name
+	VMID      string // ARM resource ID
+	PrimaryIP string
+	MAC       net.HardwareAddr
+	NS        *Namespace
+	Agent     *Process
+
+	Dir        string // state, sockets, CNI directories
+	SocketPath string
+	CNIBinDir  string
+	CNIConfDir string
+
+	fabricLink string
+}
+
+func (tb *Testbed) buildNetwork(ctx context.Context) error {
+	fabNS, err := tb.newNamespace("fabric")
+	if err != nil {
+		return err
+	}
+	if tb.fabric, err = newFabric(fabNS); err != nil {
+		return err
+	}
+	sites := []Site{
+		{Name: "peer", CIDR: PeerCIDR, HostIP: "10.250.0.10", Gateway: "10.250.0.1"},
+		{Name: "onprem", CIDR: OnPremCIDR, HostIP: "192.168.50.10", Gateway: "192.168.50.1"},
+		{Name: "internet", CIDR: InternetCIDR, HostIP: "203.0.113.10", Gateway: "203.0.113.1"},
+	}
+	for i := range sites {
+		s := sites[i]
+		if s.NS, err = tb.newNamespace(s.Name); err != nil {
+			return err
+		}
+		link := "f-" + s.Name
+		if s.Name == "internet" {
+			link = internetLinkNm
+		}
+		_, prefix, _ := net.ParseCIDR(s.CIDR)
+		ones, _ := prefix.Mask.Size()
+		if _, err := tb.fabric.connect(s.NS, link, fmt.Sprintf("%s/%d", s.HostIP, ones), s.Gateway,
+			fmt.Sprintf("%s/%d", s.Gateway, ones)); err != nil {
+			return fmt.Errorf("connect %s: %w", s.Name, err)
+		}
+		tb.Sites[s.Name] = &s
+	}
+	return nil
+}
+
+func (tb *Testbed) startVMs(ctx context.Context) error {
+	host, err := tb.apiServerHostPort()
+	if err != nil {
+		return err
+	}
+	var primaries []string
+	for i := 0; i < tb.cfg.VMs; i++ {
+		vm, err := tb.newVM(i, host)
+		if err != nil {
+			return fmt.Errorf("VM %d: %w", i, err)
+		}
+		tb.VMs = append(tb.VMs, vm)
+		primaries = append(primaries, vm.PrimaryIP)
+	}
+	if err := tb.fabric.allowInternet(primaries); err != nil {
+		return err
+	}
+	go tb.fabric.follow(ctx, tb.Sim, tb.fabricErrs)
+	for _, vm := range tb.VMs {
+		if err := tb.createNode(ctx, vm); err != nil {
+			return err
+		}
+		if err := vm.Agent.Start(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (tb *Testbed) newVM(i int, apiServer string) (*VM, error) {
+	vm := &VM{
+		Index: i, Name: vmName(i), PrimaryIP: primaryIP(i),
+		VMID:       fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s", SubscriptionID, ResourceGroup, vmName(i)),
+		Dir:        filepath.Join(tb.cfg.WorkDir, vmName(i)),
+		fabricLink: fmt.Sprintf("f-vm%d", i),
+	}
+	vm.SocketPath = filepath.Join(vm.Dir, "run", "agent.sock")
+	vm.CNIBinDir = filepath.Join(vm.Dir, "opt-cni-bin")
+	vm.CNIConfDir = filepath.Join(vm.Dir, "etc-cni-net.d")
+	for _, d := range []string{vm.Dir, vm.CNIBinDir, vm.CNIConfDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	var err error
+	if vm.NS, err = tb.newNamespace(vm.Name); err != nil {
+		return nil, err
+	}
+	tb.fabric.mu.Lock()
+	tb.fabric.vms[lower(vm.VMID)] = vm
+	tb.fabric.mu.Unlock()
+	if vm.MAC, err = tb.fabric.connect(vm.NS, vm.fabricLink, vm.PrimaryIP+"/16", VNetGateway, ""); err != nil {
+		return nil, err
+	}
+	fwd, err := forwardInto(vm.NS, apiServer)
+	if err != nil {
+		return nil, err
+	}
+	tb.closers = append(tb.closers, fwd.Close)
+	vm.Agent = &Process{
+		Name: vm.Name + "-agent", bin: filepath.Join(tb.cfg.BinDir, "nicpool-agent"), netns: vm.NS,
+		LogPath: filepath.Join(vm.Dir, "agent.log"),
+		args: append([]string{
+			"--node-name=" + vm.Name,
+			"--kubeconfig=" + tb.kubeconfig,
+			"--socket=" + vm.SocketPath,
+			"--state-dir=" + filepath.Join(vm.Dir, "state"),
+			"--cni-bin-dir=" + vm.CNIBinDir,
+			"--cni-conf-dir=" + vm.CNIConfDir,
+			"--cni-binary=" + filepath.Join(tb.cfg.BinDir, "nicpool"),
+			"--non-masquerade-cidrs=" + PeerCIDR + "," + OnPremCIDR,
+			"--metrics-addr=0",
+			"--introspection-addr=127.0.0.1:9101",
+		}, tb.cfg.AgentArgs...),
+	}
+	return vm, nil
+}
+
+// Do runs fn inside the VM's namespace.
+func (vm *VM) Do(fn func() error) error {
+	return vm.NS.Do(func(ns.NetNS) error { return fn() })
+}
