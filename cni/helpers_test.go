@@ -292,3 +292,11 @@ func ping(netns ns.NetNS, src, dst string) error {
 		return errors.New("no echo reply from " + dst + " to " + src)
 	})
 }
+
+func mustIP(s string) net.IP {
+	ip := net.ParseIP(s)
+	if ip == nil {
+		panic("bad test ip " + s)
+	}
+	return ip
+}

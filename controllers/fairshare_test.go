@@ -25,7 +25,9 @@ func TestFairGrant(t *testing.T) {
 		{name: "grows past fair share once others have theirs", limit: 100, self: usage{50, 100}, others: []usage{{40, 40}}, want: 60},
 		{name: "scarce: proportional, never zero", limit: 100, self: usage{0, 100}, others: []usage{{98, 100}, {0, 100}}, want: 1},
 		{name: "zero-demand pools do not hold quota back", limit: 100, self: usage{0, 100}, others: []usage{{0, 0}, {0, 0}}, want: 100},
-		{name: "70 nodes: fair share of 16000", limit: 16000, self: usage{0, 250}, others: repeat(usage{0, 250}, 69), want: 228},
+		{name: "first of three leaves others their fair share", limit: 100, self: usage{0, 100}, others: repeat(usage{0, 100}, 2), want: 34},
+		{name: "70 nodes: room for 69 fair shares of 228", limit: 16000, self: usage{0, 250}, others: repeat(usage{0, 250}, 69), want: 250},
+		{name: "70 nodes: late node gets a proportional share", limit: 16000, self: usage{0, 250}, others: append(repeat(usage{250, 250}, 10), repeat(usage{0, 250}, 59)...), want: 225},
 		{name: "70 nodes: leftover after fair shares", limit: 16000, self: usage{228, 250}, others: repeat(usage{228, 250}, 69), want: 250},
 		{name: "more pools than quota still gives one", limit: 3, self: usage{0, 5}, others: repeat(usage{0, 5}, 5), want: 1},
 		{name: "negative want", limit: 10, self: usage{0, -1}, want: 0},
@@ -65,6 +67,9 @@ func TestLedgerNeverExceedsLimit(t *testing.T) {
 			l := NewLedger(tt.limit)
 			l.Rebuild(nil)
 			held := make([]int, tt.n)
+			for i := range tt.n {
+				l.Observe(fmt.Sprintf("p%d", i), "v", 0, tt.want)
+			}
 			var wg sync.WaitGroup
 			for i := range tt.n {
 				wg.Go(func() {

@@ -18,22 +18,20 @@ type LedgerEntry struct {
 }
 
 // ledgerEntry is what the ledger knows of one pool. Until the pool's NIC has
-// been read since the rebuild (verified), the ledger counts the larger of its
-// status count and its request: a crash between a NIC write and the status
-// write may have left up to that many IPs on the NIC that status misses.
+// been read since the rebuild, suspect holds the larger of its status count
+// and its request: a crash between a NIC write and the status write may have
+// left up to that many IPs on the NIC that status misses.
 type ledgerEntry struct {
 	vnet     string
 	held     int
 	reserved int
 	want     int
+	suspect  int
 	verified bool
 }
 
 func (e *ledgerEntry) used() int {
-	if !e.verified {
-		return max(e.held, e.want)
-	}
-	return e.held + e.reserved
+	return max(e.held+e.reserved, e.suspect)
 }
 
 // Ledger is the VNet quota ledger: it hands out per-VNet quota to pools so
@@ -82,7 +80,7 @@ func (l *Ledger) Rebuild(entries []LedgerEntry) {
 		if cur, ok := l.pools[e.Pool]; ok && cur.verified {
 			continue
 		}
-		l.pools[e.Pool] = &ledgerEntry{vnet: e.VNetID, held: e.Held, want: e.Want}
+		l.pools[e.Pool] = &ledgerEntry{vnet: e.VNetID, held: e.Held, want: e.Want, suspect: max(e.Held, e.Want)}
 		l.notify(e.VNetID)
 	}
 	select {
@@ -99,7 +97,7 @@ func (l *Ledger) Reserve(pool, vnet string, held, want int) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.entry(pool, vnet)
-	e.held, e.want, e.reserved, e.verified = held, want, 0, true
+	e.held, e.want, e.reserved, e.suspect, e.verified = held, want, 0, 0, true
 	others := make([]usage, 0, len(l.pools))
 	for name, o := range l.pools {
 		if name != pool && o.vnet == vnet {
@@ -118,7 +116,28 @@ func (l *Ledger) Settle(pool, vnet string, held int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := l.entry(pool, vnet)
-	e.held, e.reserved, e.verified = held, 0, true
+	e.held, e.reserved, e.suspect, e.verified = held, 0, 0, true
+	l.notify(vnet)
+}
+
+// Observe records a pool's demand as soon as the informer sees it, so that
+// fair shares count pools whose reconcile has not run yet. held (the status
+// count) is used only for a pool the ledger does not know.
+func (l *Ledger) Observe(pool, vnet string, held, want int) {
+	if vnet == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.pools[pool]
+	if !ok {
+		e = &ledgerEntry{vnet: vnet, held: held}
+		l.pools[pool] = e
+	}
+	if e.vnet != vnet {
+		return // the pool's next reconcile moves it.
+	}
+	e.want = want
 	l.notify(vnet)
 }
 

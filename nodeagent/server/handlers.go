@@ -1,0 +1,84 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
+	"github.com/nicpool/nicpool/nodeagent/ipam"
+	"github.com/nicpool/nicpool/nodeagent/metrics"
+	"github.com/nicpool/nicpool/nodeagent/store"
+)
+
+func (s *Server) allocate(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.AllocateRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := s.alloc.Allocate(r.Context(), req.Attachment)
+	if err != nil {
+		s.cfg.Log.Info("Allocation failed", "containerID", req.ContainerID, "ifName", req.IfName, "pod", req.PodNamespace+"/"+req.PodName, "error", err.Error())
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) release(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.ReleaseRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	ip, err := s.alloc.Release(req.AttachmentKey)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, agentapi.ReleaseResponse{IP: ip})
+}
+
+func (s *Server) check(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.CheckRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := ipam.ValidateKey(req.AttachmentKey); err != nil {
+		writeError(w, err)
+		return
+	}
+	rec, ok := s.alloc.Check(req.AttachmentKey)
+	if !ok {
+		writeError(w, &agentapi.Error{Code: agentapi.CodeNotFound, Message: fmt.Sprintf("no IP recorded for container %s interface %s", req.ContainerID, req.IfName)})
+		return
+	}
+	writeJSON(w, http.StatusOK, agentapi.CheckResponse{Attachment: rec.Attachment, IP: rec.IP})
+}
+
+func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.alloc.Status())
+}
+
+func (s *Server) gc(w http.ResponseWriter, r *http.Request) {
+	var req agentapi.GCRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	valid := make(map[agentapi.AttachmentKey]bool, len(req.ValidAttachments))
+	for _, k := range req.ValidAttachments {
+		valid[k] = true
+	}
+	released, err := s.alloc.ReleaseUnless(func(rec store.Record) bool { return valid[rec.AttachmentKey] }, s.cfg.GCMinAge)
+	s.cfg.Metrics.GCReleased(metrics.ReasonCNIGC, len(released))
+	if len(released) > 0 {
+		s.cfg.Log.Info("Released allocations the runtime no longer knows", "count", len(released))
+	}
+	if err != nil {
+		writeError(w, &agentapi.Error{Code: agentapi.CodeInternal, Message: fmt.Sprintf("garbage-collect allocations: %v", err)})
+		return
+	}
+	writeJSON(w, http.StatusOK, agentapi.GCResponse{Released: released})
+}

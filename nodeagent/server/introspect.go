@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nicpool/nicpool/nodeagent/store"
+)
+
+// PathAllocations is the introspection route listing who holds which IP.
+const PathAllocations = "/v1/allocations"
+
+// AllocationsResponse is the body of GET /v1/allocations.
+type AllocationsResponse struct {
+	// Allocations are the records, sorted by IP.
+	Allocations []store.Record `json:"allocations"`
+}
+
+// IntrospectionHandler serves GET /v1/allocations (read-only).
+func IntrospectionHandler(alloc Allocator) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+PathAllocations, func(w http.ResponseWriter, _ *http.Request) {
+		recs := alloc.Records()
+		if recs == nil {
+			recs = []store.Record{}
+		}
+		writeJSON(w, http.StatusOK, AllocationsResponse{Allocations: recs})
+	})
+	return mux
+}
+
+// MetricsHandler serves the registry's metrics on /metrics.
+func MetricsHandler(g prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// ServeTCP serves h on addr until ctx ends; an empty addr disables it.
+func ServeTCP(ctx context.Context, addr string, h http.Handler) error {
+	if addr == "" {
+		<-ctx.Done()
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return serve(ctx, ln, h, func() {})
+}

@@ -1,0 +1,230 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nicpool/nicpool/internal/pool"
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
+	"github.com/nicpool/nicpool/nodeagent/ipam"
+	"github.com/nicpool/nicpool/nodeagent/store"
+)
+
+func startServer(t *testing.T, ips []string) (*agentapi.Client, *ipam.Allocator, string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "npsrv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "run", "agent.sock")
+	alloc := ipam.New(store.NewMemStore(), ipam.Config{
+		Policy:       pool.Config{WarmIPTarget: 1, BatchSize: 1, MaxIPs: 250},
+		AllocTimeout: 100 * time.Millisecond,
+	})
+	alloc.UpdatePool(ipam.PoolState{Found: true, IPs: ips, SubnetCIDR: "10.1.0.0/16", PrimaryIP: "10.1.0.4"})
+	srv := New(alloc, Config{SocketPath: sock})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if _, err := os.Stat(sock); !os.IsNotExist(err) {
+			t.Errorf("socket %s left behind after shutdown", sock)
+		}
+	})
+	for range 100 {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return agentapi.NewClient(sock), alloc, sock
+}
+
+func key(cid string) agentapi.AttachmentKey {
+	return agentapi.AttachmentKey{ContainerID: cid, IfName: "eth0"}
+}
+
+func apiCode(err error) uint {
+	var e *agentapi.Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return 0
+}
+
+func TestSocketRoundTrip(t *testing.T) {
+	c, _, sock := startServer(t, []string{"10.1.0.10", "10.1.0.11"})
+	ctx := context.Background()
+	for path, want := range map[string]os.FileMode{sock: 0o600, filepath.Dir(sock): 0o700} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %o", path, fi.Mode().Perm(), err, want)
+		}
+	}
+	att := agentapi.Attachment{AttachmentKey: key("abc"), PodNamespace: "ns", PodName: "web", NetNS: "/var/run/netns/x"}
+	first, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: att})
+	if err != nil {
+		t.Fatalf("Allocate: %v", err)
+	}
+	if first.SubnetCIDR != "10.1.0.0/16" || first.PrimaryIP != "10.1.0.4" {
+		t.Errorf("Allocate response %+v lacks the subnet or primary IP", first)
+	}
+	again, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: att})
+	if err != nil || again.IP != first.IP {
+		t.Errorf("second Allocate = %v, %v; want %s", again, err, first.IP)
+	}
+	chk, err := c.Check(ctx, agentapi.CheckRequest{AttachmentKey: att.AttachmentKey})
+	if err != nil || chk.IP != first.IP || chk.PodName != "web" || chk.NetNS != att.NetNS {
+		t.Errorf("Check = %+v, %v", chk, err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || !st.Ready || st.Capacity != 2 || st.Allocated != 1 || st.Free != 1 {
+		t.Errorf("Status = %+v, %v; want ready, capacity 2, allocated 1, free 1", st, err)
+	}
+	rel, err := c.Release(ctx, agentapi.ReleaseRequest{AttachmentKey: att.AttachmentKey})
+	if err != nil || rel.IP != first.IP {
+		t.Errorf("Release = %+v, %v", rel, err)
+	}
+	if _, err := c.Check(ctx, agentapi.CheckRequest{AttachmentKey: att.AttachmentKey}); !agentapi.IsNotFound(err) {
+		t.Errorf("Check after release = %v, want not found", err)
+	}
+	if rel, err := c.Release(ctx, agentapi.ReleaseRequest{AttachmentKey: att.AttachmentKey}); err != nil || rel.IP != "" {
+		t.Errorf("second Release = %+v, %v; want success with no IP", rel, err)
+	}
+}
+
+func TestSocketErrors(t *testing.T) {
+	c, _, _ := startServer(t, []string{"10.1.0.10"})
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		call func() error
+		want uint
+	}{
+		{"allocate without container ID", func() error {
+			_, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{IfName: "eth0"}}})
+			return err
+		}, agentapi.CodeInvalidFields},
+		{"release without ifName", func() error {
+			_, err := c.Release(ctx, agentapi.ReleaseRequest{AttachmentKey: agentapi.AttachmentKey{ContainerID: "x"}})
+			return err
+		}, agentapi.CodeInvalidFields},
+		{"check without anything", func() error { _, err := c.Check(ctx, agentapi.CheckRequest{}); return err }, agentapi.CodeInvalidFields},
+		{"pool exhausted answers try again later", func() error {
+			if _, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: key("one")}}); err != nil {
+				return err
+			}
+			_, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: key("two")}})
+			return err
+		}, agentapi.CodeTryAgainLater},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); apiCode(err) != tt.want {
+				t.Errorf("got %v (code %d), want code %d", err, apiCode(err), tt.want)
+			}
+		})
+	}
+}
+
+func TestMalformedBodyAndUnknownRoute(t *testing.T) {
+	_, alloc, _ := startServer(t, nil)
+	h := New(alloc, Config{}).Handler()
+	tests := []struct {
+		name, method, path, body string
+		wantStatus               int
+	}{
+		{"malformed json", http.MethodPost, agentapi.PathAllocate, "{", http.StatusBadRequest},
+		{"wrong method", http.MethodGet, agentapi.PathAllocate, "", http.StatusBadRequest},
+		{"unknown route", http.MethodPost, "/v2/allocate", "{}", http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, stringsReader(tt.body)))
+			var e agentapi.Error
+			if rec.Code != tt.wantStatus || json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Message == "" {
+				t.Errorf("status %d body %q, want %d with an agentapi.Error", rec.Code, rec.Body.String(), tt.wantStatus)
+			}
+		})
+	}
+}
+
+func TestGCReleasesUnlisted(t *testing.T) {
+	c, _, _ := startServer(t, []string{"10.1.0.10", "10.1.0.11", "10.1.0.12"})
+	ctx := context.Background()
+	for _, id := range []string{"keep", "drop1", "drop2"} {
+		if _, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: key(id)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := c.GC(ctx, agentapi.GCRequest{ValidAttachments: []agentapi.AttachmentKey{key("keep")}})
+	if err != nil || len(resp.Released) != 2 {
+		t.Fatalf("GC = %+v, %v; want 2 released", resp, err)
+	}
+	if _, err := c.Check(ctx, agentapi.CheckRequest{AttachmentKey: key("keep")}); err != nil {
+		t.Errorf("GC released a valid attachment: %v", err)
+	}
+}
+
+func TestStaleSocketIsReplacedButOtherFilesAreNot(t *testing.T) {
+	dir, err := os.MkdirTemp("", "npstale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "a.sock")
+	old, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.(*net.UnixListener).SetUnlinkOnClose(false)
+	_ = old.Close()
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	_ = ln.Close()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(plain); err == nil {
+		t.Errorf("Listen replaced a regular file")
+	}
+}
+
+func TestIntrospection(t *testing.T) {
+	c, alloc, _ := startServer(t, []string{"10.1.0.10"})
+	if _, err := c.Allocate(context.Background(), agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: key("x"), PodNamespace: "ns", PodName: "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	IntrospectionHandler(alloc).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, PathAllocations, nil))
+	var got AllocationsResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || len(got.Allocations) != 1 || got.Allocations[0].PodName != "p" {
+		t.Errorf("GET %s = %d %s", PathAllocations, rec.Code, rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	IntrospectionHandler(alloc).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, PathAllocations, nil))
+	if rec.Code == http.StatusOK {
+		t.Errorf("introspection accepted a POST")
+	}
+
+}
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }

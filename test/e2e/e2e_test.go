@@ -1,0 +1,137 @@
+// Package e2e runs nicpool end to end on the simulated Azure VNet: a real
+// kube-apiserver, the ARM emulator, the operator and agent binaries, the CNI
+// plugin called through libcni, and a fabric of network namespaces that
+// delivers traffic as Azure does.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nicpool/nicpool/internal/testenv"
+	"github.com/nicpool/nicpool/test/e2e/testbed"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("SKIP: the e2e VNet testbed needs root (network namespaces); CI runs it as root")
+		os.Exit(0)
+	}
+	if _, err := testenv.AssetsDir(); err != nil {
+		fmt.Println(err)
+		if os.Getenv("CI") == "" {
+			os.Exit(0)
+		}
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "nicpool-e2e-bin-")
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	binDir = dir
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/nicpool-operator", "./cmd/nicpool-agent", "./cmd/nicpool")
+	cmd.Dir = testenv.RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Printf("build binaries: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func newTestbed(t *testing.T, vms int, agentArgs, operatorArgs []string) *testbed.Testbed {
+	t.Helper()
+	ctx := context.Background()
+	work := t.TempDir()
+	tb, err := testbed.New(ctx, testbed.Config{
+		VMs: vms, BinDir: binDir, WorkDir: work, PutLatency: 100 * time.Millisecond,
+		AgentArgs: agentArgs, OperatorArgs: operatorArgs, Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatalf("start testbed: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, tb, work)
+		}
+		tb.Close()
+	})
+	if err := tb.WaitReady(ctx, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+func dumpLogs(t *testing.T, tb *testbed.Testbed, work string) {
+	logs, _ := filepath.Glob(filepath.Join(work, "*.log"))
+	more, _ := filepath.Glob(filepath.Join(work, "*", "*.log"))
+	for _, l := range append(logs, more...) {
+		data, _ := os.ReadFile(l)
+		if len(data) > 6000 {
+			data = data[len(data)-6000:]
+		}
+		t.Logf("==== tail of %s\n%s", l, data)
+	}
+	t.Logf("==== Azure view\n%s", tb.AzureView())
+}
+
+func startPods(t *testing.T, tb *testbed.Testbed, vm *testbed.VM, prefix string, n, parallel int) []*testbed.Pod {
+	t.Helper()
+	ctx := context.Background()
+	pods := make([]*testbed.Pod, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			pods[i], errs[i] = tb.StartPod(ctx, vm, fmt.Sprintf("%s-%d", prefix, i))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("pod %d: %v", i, err)
+		}
+	}
+	return pods
+}
+
+// TestConnectivity proves the mission: pods are VNet citizens, reachable
+// without SNAT from a peered VNet and on-premises, SNATed to the node's
+// primary IP towards the internet, unreachable from the internet.
+func TestConnectivity(t *testing.T) {
+	tb := newTestbed(t, 2, nil, nil)
+	a := startPods(t, tb, tb.VMs[0], "a", 2, 2)
+	b := startPods(t, tb, tb.VMs[1], "b", 1, 1)
+	if err := tb.StartProbeServers(append(a, b...)...); err != nil {
+		t.Fatal(err)
+	}
+	results := testbed.RunPaths(context.Background(), tb.StandardPaths(a[0], b[0], a[1]), 20*time.Second)
+	t.Logf("connectivity:\n%s", testbed.FormatMatrix(results))
+	for _, r := range results {
+		if !r.OK() {
+			t.Errorf("%s from %s to %s (%s): saw %q, err %v", r.Name, r.FromName, r.ToName, r.To, r.Seen, r.Err)
+		}
+	}
+	if err := tb.CheckInvariants(append(a, b...), 250); err != nil {
+		t.Error(err)
+	}
+	if err := tb.FabricError(); err != nil {
+		t.Errorf("fabric: %v", err)
+	}
+}

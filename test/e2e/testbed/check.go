@@ -1,0 +1,154 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/nicpool/nicpool/api/v1alpha1"
+)
+
+// AzureView is which IP configuration is on which NIC, as armsim holds it.
+func (tb *Testbed) AzureView() string {
+	var b strings.Builder
+	for _, nic := range tb.Sim.Snapshot().NICs {
+		var primary string
+		var own, foreign []string
+		for _, c := range nic.IPConfigs {
+			switch {
+			case c.Primary:
+				primary = c.IP
+			case strings.HasPrefix(c.Name, v1.IPConfigurationPrefix):
+				own = append(own, c.IP)
+			default:
+				foreign = append(foreign, c.Name+"="+c.IP)
+			}
+		}
+		sort.Strings(own)
+		fmt.Fprintf(&b, "%-10s primary %-12s nicpool IP configurations: %3d %s", nic.Name, primary, len(own), abbreviate(own, 6))
+		if len(foreign) > 0 {
+			fmt.Fprintf(&b, "  other: %v", foreign)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func abbreviate(s []string, n int) string {
+	if len(s) <= n {
+		return "[" + strings.Join(s, " ") + "]"
+	}
+	return "[" + strings.Join(s[:n], " ") + fmt.Sprintf(" ... +%d]", len(s)-n)
+}
+
+// CheckInvariants verifies the promises nicpool makes, for the given live
+// pods: no IP held by two pods; every pod IP is an IP configuration of its
+// own VM's NIC; no NIC carries more nicpool IPs than the per-VM limit; no IP
+// configuration appears on two NICs.
+func (tb *Testbed) CheckInvariants(pods []*Pod, perVMLimit int) error {
+	var problems []string
+	owner := map[string]string{}
+	for _, p := range pods {
+		if prev, dup := owner[p.IP]; dup {
+			problems = append(problems, fmt.Sprintf("IP %s held by %s and %s", p.IP, prev, p.Name))
+		}
+		owner[p.IP] = p.Name
+	}
+	onNIC := map[string]string{} // IP -> VM ID
+	for _, nic := range tb.Sim.Snapshot().NICs {
+		own := 0
+		for _, c := range nic.IPConfigs {
+			if prev, dup := onNIC[c.IP]; dup {
+				problems = append(problems, fmt.Sprintf("IP %s on two NICs (%s, %s)", c.IP, prev, nic.VMID))
+			}
+			onNIC[c.IP] = lower(nic.VMID)
+			if !c.Primary && strings.HasPrefix(c.Name, v1.IPConfigurationPrefix) {
+				own++
+			}
+		}
+		if own > perVMLimit {
+			problems = append(problems, fmt.Sprintf("NIC %s has %d nicpool IPs, above the limit %d", nic.Name, own, perVMLimit))
+		}
+	}
+	for _, p := range pods {
+		if onNIC[p.IP] != lower(p.VM.VMID) {
+			problems = append(problems, fmt.Sprintf("pod %s holds %s which is not on %s's NIC", p.Name, p.IP, p.VM.Name))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("invariants broken:\n  %s", strings.Join(problems, "\n  "))
+	}
+	return nil
+}
+
+// Pool returns the NodeIPPool of a VM.
+func (tb *Testbed) Pool(ctx context.Context, vm *VM) (*v1.NodeIPPool, error) {
+	pool := &v1.NodeIPPool{}
+	if err := tb.Env.Client.Get(ctx, client.ObjectKey{Name: vm.Name}, pool); err != nil {
+		return nil, fmt.Errorf("get pool %s: %w", vm.Name, err)
+	}
+	return pool, nil
+}
+
+// NICIPCount is the number of nicpool IP configurations on a VM's NIC.
+func (tb *Testbed) NICIPCount(vm *VM) int {
+	for _, nic := range tb.Sim.Snapshot().NICs {
+		if lower(nic.VMID) != lower(vm.VMID) {
+			continue
+		}
+		n := 0
+		for _, c := range nic.IPConfigs {
+			if !c.Primary && strings.HasPrefix(c.Name, v1.IPConfigurationPrefix) {
+				n++
+			}
+		}
+		return n
+	}
+	return 0
+}
+
+// WaitReady waits until every VM's agent installed its conflist, i.e. the
+// node can start pods.
+func (tb *Testbed) WaitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, vm := range tb.VMs {
+		for {
+			if _, _, err := tb.cni(vm); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s not ready after %s: no conflist installed (see %s)", vm.Name, timeout, vm.Agent.LogPath)
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// NodeIPPoolTable renders the pools like `kubectl get nip -o wide`.
+func (tb *Testbed) NodeIPPoolTable(ctx context.Context) (string, error) {
+	list := &v1.NodeIPPoolList{}
+	if err := tb.Env.Client.List(ctx, list); err != nil {
+		return "", fmt.Errorf("list pools: %w", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-8s %-10s %-12s %-9s %-9s %-6s %s\n", "NAME", "NIC", "PRIMARY IP", "REQUESTED", "ALLOCATED", "READY", "REASON")
+	for _, p := range list.Items {
+		ready, reason := "", ""
+		for _, c := range p.Status.Conditions {
+			if c.Type == v1.ConditionReady {
+				ready, reason = string(c.Status), c.Reason
+			}
+		}
+		fmt.Fprintf(&b, "%-8s %-10s %-12s %-9d %-9d %-6s %s\n", p.Name, p.Status.NICName, p.Status.PrimaryIP,
+			p.Spec.RequestedIPCount, p.Status.AllocatedIPCount, ready, reason)
+	}
+	return b.String(), nil
+}
