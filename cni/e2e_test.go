@@ -12,6 +12,7 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
+	"github.com/coreos/go-iptables/iptables"
 	"github.com/vishvananda/netlink"
 
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
@@ -219,7 +220,9 @@ func TestCheckDetectsDrift(t *testing.T) {
 			})
 		}},
 		{"host route removed", func(tb *testbed, pod ns.NetNS) error {
-			return tb.nodeErr(func() error { return netlink.RouteDel(&netlink.Route{Dst: hostPrefix(mustIP(testPoolA))}) })
+			return tb.nodeErr(func() error {
+				return netlink.RouteDel(&netlink.Route{Dst: hostPrefix(mustIP(testPoolA)), Scope: netlink.SCOPE_LINK})
+			})
 		}},
 		{"allocation released", func(tb *testbed, pod ns.NetNS) error { return gcAll(tb) }},
 		{"pod address removed", func(tb *testbed, pod ns.NetNS) error {
@@ -379,7 +382,22 @@ func TestChainedWithPortmapAndBandwidth(t *testing.T) {
 	if len(ifbs) != 1 {
 		t.Errorf("bandwidth plugin made ifb devices %v, want one (it found nicpool's host veth in prevResult)", ifbs)
 	}
-	if err := tb.check(list, rt); err != nil {
+	tb.inNode(func() error {
+		ipt, err := iptables.New()
+		if err != nil {
+			return err
+		}
+		ok, err := ipt.ChainExists("nat", "CNI-HOSTPORT-DNAT")
+		if err == nil && !ok {
+			t.Errorf("portmap did not program CNI-HOSTPORT-DNAT from nicpool's prevResult")
+		}
+		return err
+	})
+	// Debian's portmap 1.1.1 fails CHECK on IPv4-only pods (it also checks
+	// ip6tables; fixed upstream later), so CHECK runs nicpool and bandwidth
+	// against the cached result of the whole chain.
+	checkList := tb.confList("1.0.0", map[string]any{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}})
+	if err := tb.check(checkList, rt); err != nil {
 		t.Errorf("chained CHECK: %v", err)
 	}
 	if err := tb.del(list, rt); err != nil {

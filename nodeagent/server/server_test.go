@@ -46,13 +46,14 @@ func startServer(t *testing.T, ips []string) (*agentapi.Client, *ipam.Allocator,
 			t.Errorf("socket %s left behind after shutdown", sock)
 		}
 	})
-	for range 100 {
-		if _, err := os.Stat(sock); err == nil {
+	c := agentapi.NewClient(sock)
+	for range 200 {
+		if _, err := c.Status(context.Background()); err == nil {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return agentapi.NewClient(sock), alloc, sock
+	return c, alloc, sock
 }
 
 func key(cid string) agentapi.AttachmentKey {
