@@ -43,6 +43,8 @@ type PoolState struct {
 	SubnetCIDR string
 	// PrimaryIP is status.primaryIP.
 	PrimaryIP string
+	// VNetAddressSpace is status.vnetAddressSpace.
+	VNetAddressSpace []string
 }
 
 // Allocator hands out the pool's IPs. All its state is guarded by mu; the

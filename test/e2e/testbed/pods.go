@@ -33,7 +33,8 @@ type Pod struct {
 
 // StartPod creates the Pod object and the pod's namespace and calls the CNI
 // ADD of the conflist the VM's agent installed, from inside the VM namespace.
-// On error nothing is left behind but the Pod object when the ADD failed.
+// On error the sandbox is deleted (CNI DEL, namespace) as a runtime does; the
+// Pod object stays, as it would while kubelet retries.
 func (tb *Testbed) StartPod(ctx context.Context, vm *VM, name string) (*Pod, error) {
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
@@ -51,6 +52,11 @@ func (tb *Testbed) StartPod(ctx context.Context, vm *VM, name string) (*Pod, err
 	}
 	res, err := tb.cniAdd(ctx, p)
 	if err != nil {
+		// A container runtime follows a failed ADD with a DEL of the same
+		// sandbox before it gives up on it.
+		if derr := tb.cniDel(ctx, p); derr != nil {
+			err = errors.Join(err, derr)
+		}
 		_ = tb.removeNamespace(p.NS)
 		return nil, err
 	}
@@ -136,11 +142,13 @@ func (tb *Testbed) cniDel(ctx context.Context, p *Pod) error {
 }
 
 func (tb *Testbed) removeNamespace(n *Namespace) error {
+	tb.mu.Lock()
 	for i, x := range tb.namespaces {
 		if x == n {
 			tb.namespaces = append(tb.namespaces[:i], tb.namespaces[i+1:]...)
 			break
 		}
 	}
+	tb.mu.Unlock()
 	return n.delete()
 }

@@ -28,7 +28,7 @@ func (tb *Testbed) StartProbeServer(n *Namespace) error {
 	if err != nil {
 		return fmt.Errorf("probe server in %s: %w", n.Name, err)
 	}
-	tb.closers = append(tb.closers, l.Close)
+	tb.addCloser(l.Close)
 	go func() {
 		for {
 			c, err := l.Accept()

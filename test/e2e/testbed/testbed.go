@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,6 +56,7 @@ type Testbed struct {
 
 	kubeconfig string
 	fabric     *fabric
+	mu         sync.Mutex // guards namespaces and closers: pods start concurrently
 	namespaces []*Namespace
 	closers    []func() error
 	cancel     context.CancelFunc
@@ -113,7 +115,7 @@ func (tb *Testbed) startControlPlane(context.Context) error {
 		return err
 	}
 	tb.Env = env
-	tb.closers = append(tb.closers, env.Stop)
+	tb.addCloser(env.Stop)
 	tb.kubeconfig = filepath.Join(tb.cfg.WorkDir, "kubeconfig")
 	return env.Kubeconfig(tb.kubeconfig)
 }
@@ -151,7 +153,7 @@ func (tb *Testbed) startARM(context.Context) error {
 		return err
 	}
 	tb.Sim = sim
-	tb.closers = append(tb.closers, sim.Close)
+	tb.addCloser(sim.Close)
 	return os.WriteFile(tb.caPath(), sim.CACertPEM(), 0o600)
 }
 
@@ -169,7 +171,7 @@ func (tb *Testbed) startOperator(context.Context) error {
 	}, tb.cfg.OperatorArgs...)
 	tb.Operator = &Process{Name: "operator", bin: filepath.Join(tb.cfg.BinDir, "nicpool-operator"), args: args,
 		LogPath: filepath.Join(tb.cfg.WorkDir, "operator.log")}
-	tb.closers = append(tb.closers, func() error { tb.Operator.Stop(); return nil })
+	tb.addCloser(func() error { tb.Operator.Stop(); return nil })
 	return tb.Operator.Start()
 }
 
@@ -181,6 +183,8 @@ func (tb *Testbed) Close() {
 			vm.Agent.Stop()
 		}
 	}
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
 	for i := len(tb.closers) - 1; i >= 0; i-- {
 		if err := tb.closers[i](); err != nil {
 			tb.cfg.Logf("Cleanup step failed: %v", err)
@@ -198,8 +202,16 @@ func (tb *Testbed) newNamespace(suffix string) (*Namespace, error) {
 	if err != nil {
 		return nil, err
 	}
+	tb.mu.Lock()
 	tb.namespaces = append(tb.namespaces, n)
+	tb.mu.Unlock()
 	return n, nil
+}
+
+func (tb *Testbed) addCloser(fn func() error) {
+	tb.mu.Lock()
+	tb.closers = append(tb.closers, fn)
+	tb.mu.Unlock()
 }
 
 // FabricError returns an error the fabric hit while following armsim, if any.

@@ -120,7 +120,7 @@ func (tb *Testbed) newVM(i int, apiServer string) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	tb.closers = append(tb.closers, fwd.Close)
+	tb.addCloser(fwd.Close)
 	vm.Agent = &Process{
 		Name: vm.Name + "-agent", bin: filepath.Join(tb.cfg.BinDir, "nicpool-agent"), netns: vm.NS,
 		LogPath: filepath.Join(vm.Dir, "agent.log"),
