@@ -152,3 +152,8 @@ func (tb *Testbed) removeNamespace(n *Namespace) error {
 	tb.mu.Unlock()
 	return n.delete()
 }
+
+// NewPodNamespace creates an empty pod namespace the testbed deletes on Close.
+func (tb *Testbed) NewPodNamespace(name string) (*Namespace, error) {
+	return tb.newNamespace("p-" + name)
+}

@@ -1,0 +1,189 @@
+package poolsync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
+	"github.com/nicpool/nicpool/nodeagent/ipam"
+)
+
+// Defaults of Config.
+const (
+	DefaultDebounce = 100 * time.Millisecond
+	DefaultResync   = 10 * time.Second
+)
+
+// Config configures a Syncer.
+type Config struct {
+	// NodeName is the node, and the name of its NodeIPPool.
+	NodeName string
+	// Cache is the cache from NewCache; the Syncer reads the pool from it.
+	Cache cache.Cache
+	// Client writes the pool's spec (a direct client, not cached).
+	Client client.Client
+	// Allocator receives the observed pool and plans the spec.
+	Allocator *ipam.Allocator
+	// Debounce gathers bursts of demand changes into one write.
+	Debounce time.Duration
+	// Resync replans periodically, so idle IPs go back once their cooldown
+	// has passed even when nothing else happens.
+	Resync time.Duration
+	// Log receives progress.
+	Log logr.Logger
+}
+
+// Syncer keeps the allocator and the NodeIPPool in step.
+type Syncer struct {
+	cfg     Config
+	trigger chan struct{}
+}
+
+// New returns a Syncer.
+func New(cfg Config) *Syncer {
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = DefaultDebounce
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = DefaultResync
+	}
+	return &Syncer{cfg: cfg, trigger: make(chan struct{}, 1)}
+}
+
+func (s *Syncer) kick() {
+	select {
+	case s.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run watches the pool and writes the spec until ctx ends. The cache must be
+// started by the caller; Run waits for it to sync.
+func (s *Syncer) Run(ctx context.Context) error {
+	inf, err := s.cfg.Cache.GetInformer(ctx, &nicpoolv1.NodeIPPool{})
+	if err != nil {
+		return fmt.Errorf("get NodeIPPool informer: %w", err)
+	}
+	reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.kick() },
+		UpdateFunc: func(any, any) { s.kick() },
+		DeleteFunc: func(any) { s.kick() },
+	})
+	if err != nil {
+		return fmt.Errorf("watch NodeIPPool %s: %w", s.cfg.NodeName, err)
+	}
+	defer func() { _ = inf.RemoveEventHandler(reg) }()
+	if !s.cfg.Cache.WaitForCacheSync(ctx) {
+		return fmt.Errorf("wait for the NodeIPPool and pod caches to sync: %w", ctx.Err())
+	}
+	ticker := time.NewTicker(s.cfg.Resync)
+	defer ticker.Stop()
+	s.kick()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.trigger:
+		case <-s.cfg.Allocator.DemandChanged():
+		case <-ticker.C:
+		}
+		// Let the rest of a burst arrive so it is asked for in one write.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(s.cfg.Debounce):
+		}
+		if err := s.SyncOnce(ctx); err != nil {
+			s.cfg.Log.Error(err, "Failed to sync the node's NodeIPPool", "node", s.cfg.NodeName)
+			s.kick()
+		}
+	}
+}
+
+// SyncOnce reads the pool from the cache, hands it to the allocator and, if
+// the allocator's plan differs from the spec, patches the spec with the
+// pool's resourceVersion as a precondition. A conflict is not an error: the
+// next event retries with fresh data.
+func (s *Syncer) SyncOnce(ctx context.Context) error {
+	var np nicpoolv1.NodeIPPool
+	err := s.cfg.Cache.Get(ctx, client.ObjectKey{Name: s.cfg.NodeName}, &np)
+	if apierrors.IsNotFound(err) {
+		s.cfg.Allocator.UpdatePool(ipam.PoolState{Found: false})
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read NodeIPPool %s from the cache: %w", s.cfg.NodeName, err)
+	}
+	if !np.DeletionTimestamp.IsZero() {
+		// The operator is taking the pool down; hand nothing new out of it.
+		s.cfg.Allocator.UpdatePool(ipam.PoolState{Found: false})
+		return nil
+	}
+	s.cfg.Allocator.UpdatePool(StateOf(&np))
+	plan, ok := s.cfg.Allocator.PlanSpec()
+	if !ok || specMatches(&np, plan) {
+		return nil
+	}
+	base := np.DeepCopy()
+	np.Spec.RequestedIPCount = int32(plan.Requested)
+	np.Spec.IPsNotInUse = toAddresses(plan.NotInUse)
+	err = s.cfg.Client.Patch(ctx, &np, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	switch {
+	case apierrors.IsConflict(err):
+		s.kick()
+		return nil
+	case err != nil:
+		return fmt.Errorf("patch spec of NodeIPPool %s (requestedIPCount %d, %d ipsNotInUse): %w", s.cfg.NodeName, plan.Requested, len(plan.NotInUse), err)
+	}
+	s.cfg.Log.V(1).Info("Updated the pool's spec", "node", s.cfg.NodeName, "requestedIPCount", plan.Requested, "ipsNotInUse", len(plan.NotInUse))
+	return nil
+}
+
+// StateOf converts a NodeIPPool to what the allocator needs.
+func StateOf(np *nicpoolv1.NodeIPPool) ipam.PoolState {
+	st := ipam.PoolState{
+		Found:            true,
+		Requested:        int(np.Spec.RequestedIPCount),
+		SubnetCIDR:       np.Status.SubnetCIDR,
+		PrimaryIP:        string(np.Status.PrimaryIP),
+		VNetAddressSpace: slices.Clone(np.Status.VNetAddressSpace),
+	}
+	for _, ip := range np.Status.IPs {
+		st.IPs = append(st.IPs, string(ip.IP))
+	}
+	for _, ip := range np.Spec.IPsNotInUse {
+		st.NotInUse = append(st.NotInUse, string(ip))
+	}
+	return st
+}
+
+func specMatches(np *nicpoolv1.NodeIPPool, plan ipam.SpecPlan) bool {
+	if int(np.Spec.RequestedIPCount) != plan.Requested {
+		return false
+	}
+	cur := make([]string, 0, len(np.Spec.IPsNotInUse))
+	for _, ip := range np.Spec.IPsNotInUse {
+		cur = append(cur, string(ip))
+	}
+	slices.Sort(cur)
+	return slices.Equal(cur, plan.NotInUse)
+}
+
+func toAddresses(ips []string) []nicpoolv1.IPv4Address {
+	if len(ips) == 0 {
+		return nil
+	}
+	out := make([]nicpoolv1.IPv4Address, len(ips))
+	for i, ip := range ips {
+		out[i] = nicpoolv1.IPv4Address(ip)
+	}
+	return out
+}
