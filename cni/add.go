@@ -2,12 +2,15 @@ package cni
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 
+	cnins "github.com/containernetworking/cni/pkg/ns"
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
@@ -56,6 +59,9 @@ func add(args *skel.CmdArgs, conf *NetConf, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := checkNotOwnNetNS(args); err != nil {
+		return err
+	}
 	netns, err := ns.GetNS(args.Netns)
 	if err != nil {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("open netns %q: %v", args.Netns, err), "")
@@ -66,15 +72,13 @@ func add(args *skel.CmdArgs, conf *NetConf, log *slog.Logger) error {
 		return err
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), conf.Timeout())
-	defer cancel()
 	agent := newAgent(conf)
 	key := attachmentKey(args)
-	alloc, err := agent.Allocate(ctx, agentapi.AllocateRequest{Attachment: agentapi.Attachment{
+	alloc, err := allocate(agent, conf, agentapi.Attachment{
 		AttachmentKey: key, PodNamespace: pod.Namespace, PodName: pod.Name, NetNS: args.Netns,
-	}})
+	})
 	if err != nil {
-		return agentError("allocate pod ip", err)
+		return err
 	}
 	hostName := hostVethName(key)
 	committed := false
@@ -108,6 +112,40 @@ func add(args *skel.CmdArgs, conf *NetConf, log *slog.Logger) error {
 	}
 	committed = true
 	return nil
+}
+
+// checkNotOwnNetNS refuses a CNI_NETNS that is the node's own namespace.
+// skel checks this only after ADD has run, too late: the node would have
+// lost an interface name to a pod end and kept a committed attachment.
+func checkNotOwnNetNS(args *skel.CmdArgs) error {
+	if o := strings.ToLower(args.NetnsOverride); o == "1" || o == "true" {
+		return nil
+	}
+	same, cerr := cnins.CheckNetNS(args.Netns)
+	if cerr != nil {
+		return cerr
+	}
+	if same {
+		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("netns %q is the plugin's own namespace, not a container's", args.Netns), "")
+	}
+	return nil
+}
+
+// allocate asks the agent for the attachment's IP, waiting at most the
+// configured timeout. When the wait times out the agent may still have
+// allocated, so the IP is released at once rather than left for the
+// runtime's DEL.
+func allocate(agent *agentapi.Client, conf *NetConf, att agentapi.Attachment) (*agentapi.AllocateResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), conf.Timeout())
+	defer cancel()
+	alloc, err := agent.Allocate(ctx, agentapi.AllocateRequest{Attachment: att})
+	if err == nil {
+		return alloc, nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		_ = releaseIP(agent, att.AttachmentKey)
+	}
+	return nil, agentError("allocate pod ip", err)
 }
 
 // wire creates the veth pair, configures both ends and returns the result.

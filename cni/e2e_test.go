@@ -2,8 +2,9 @@ package cni
 
 import (
 	"context"
-	"errors"
-	"slices"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/libcni"
@@ -12,7 +13,6 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containernetworking/plugins/pkg/testutils"
-	"github.com/coreos/go-iptables/iptables"
 	"github.com/vishvananda/netlink"
 
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
@@ -57,10 +57,14 @@ func TestAddCheckDelEveryVersion(t *testing.T) {
 			if len(r.Routes) != 1 || r.Routes[0].Dst.String() != "0.0.0.0/0" || !r.Routes[0].GW.Equal(gatewayIP) {
 				t.Errorf("routes %v, want default via %s", r.Routes, gatewayIP)
 			}
-			if st := tb.state(rt.ContainerID, testPoolA); !st.vethExists || st.routeTo != wantHost {
-				t.Errorf("node state %+v, want veth and route via %s", st, wantHost)
+			if st := tb.state(rt.ContainerID, testPoolA); !st.vethExists || st.routeTo != wantHost || st.proxyARP != "1" {
+				t.Errorf("node state %+v, want veth with proxy_arp 1 and route via %s", st, wantHost)
 			}
 			assertPodMTU(t, pod, uplinkMTU)
+			rec, ok := tb.agent.Record(agentapi.AttachmentKey{ContainerID: rt.ContainerID, IfName: podIfName})
+			if !ok || rec.PodNamespace != "default" || rec.PodName != "pod-"+rt.ContainerID || rec.NetNS != pod.Path() {
+				t.Errorf("agent record %+v, want pod default/pod-%s in %s", rec, rt.ContainerID, pod.Path())
+			}
 			if gte, _ := version.GreaterThanOrEqualTo(v, "0.4.0"); gte {
 				if err := tb.check(list, rt); err != nil {
 					t.Errorf("CHECK: %v", err)
@@ -128,6 +132,12 @@ func TestPingPodToPodAndNode(t *testing.T) {
 func TestRepeatedAddIsIdempotent(t *testing.T) {
 	tb := newTestbed(t, testPoolA, testPoolB)
 	list := tb.confList("1.0.0")
+	logFile := filepath.Join(t.TempDir(), "nicpool.log")
+	plugin, err := libcni.InjectConf(list.Plugins[0], map[string]any{"logFile": logFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list.Plugins[0] = plugin
 	pod := newNS(t)
 	rt := runtimeConf("ctr-repeat", pod)
 	first, err := tb.add(list, rt)
@@ -153,6 +163,10 @@ func TestRepeatedAddIsIdempotent(t *testing.T) {
 	}
 	if err := ping(pod, testPoolA, nodeIP); err != nil {
 		t.Errorf("after repeated ADD: %v", err)
+	}
+	logged, err := os.ReadFile(logFile)
+	if err != nil || strings.Count(string(logged), "Verb succeeded") < 2 {
+		t.Errorf("log file %s holds %q (%v), want two successful ADDs", logFile, logged, err)
 	}
 }
 
@@ -255,174 +269,4 @@ func TestCheckDetectsDrift(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestGCReleasesInvalidAttachments(t *testing.T) {
-	tb := newTestbed(t, testPoolA, testPoolB)
-	list := tb.confList("1.1.0")
-	keep, drop := newNS(t), newNS(t)
-	keepRT, dropRT := runtimeConf("ctr-keep", keep), runtimeConf("ctr-drop", drop)
-	for _, rt := range []*libcni.RuntimeConf{keepRT, dropRT} {
-		if _, err := tb.add(list, rt); err != nil {
-			t.Fatalf("ADD %s: %v", rt.ContainerID, err)
-		}
-	}
-	// An empty result cache: only the plugin's own GC can clean up, as after
-	// a runtime restart that lost its cache.
-	gcClient := libcni.NewCNIConfigWithCacheDir([]string{pluginDir}, t.TempDir(), nil)
-	err := tb.nodeErr(func() error {
-		return gcClient.GCNetworkList(context.Background(), list, &libcni.GCArgs{
-			ValidAttachments: []types.GCAttachment{{ContainerID: keepRT.ContainerID, IfName: podIfName}},
-		})
-	})
-	if err != nil {
-		t.Fatalf("GC: %v", err)
-	}
-	held := tb.agent.Held()
-	if _, ok := held[agentapi.AttachmentKey{ContainerID: keepRT.ContainerID, IfName: podIfName}]; !ok || len(held) != 1 {
-		t.Errorf("agent holds %v after GC, want only %s", held, keepRT.ContainerID)
-	}
-	if st := tb.state(dropRT.ContainerID, ""); st.vethExists {
-		t.Errorf("veth of collected attachment still exists")
-	}
-	if st := tb.state(keepRT.ContainerID, testPoolA); !st.vethExists || st.routeTo == "" {
-		t.Errorf("valid attachment damaged by GC: %+v", st)
-	}
-	if err := ping(keep, testPoolA, nodeIP); err != nil {
-		t.Errorf("valid attachment after GC: %v", err)
-	}
-
-	t.Run("without valid-attachments GC refuses", func(t *testing.T) {
-		err := tb.nodeErr(func() error { return gcClient.GCNetworkList(context.Background(), list, nil) })
-		if err == nil {
-			t.Fatal("GC without cni.dev/valid-attachments succeeded")
-		}
-		if len(tb.agent.Held()) != 1 {
-			t.Errorf("GC without a list released allocations")
-		}
-	})
-}
-
-func TestStatus(t *testing.T) {
-	tests := []struct {
-		name     string
-		prepare  func(tb *testbed)
-		wantCode uint // 0 means success
-	}{
-		{"agent ready", func(*testbed) {}, 0},
-		{"agent not ready", func(tb *testbed) { tb.agent.SetReady(false, "no ip in pool") }, types.ErrPluginNotAvailable},
-		{"agent down", func(tb *testbed) { _ = tb.agent.Close() }, types.ErrPluginNotAvailable},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tb := newTestbed(t, testPoolA)
-			tt.prepare(tb)
-			err := tb.nodeErr(func() error { return tb.cni.GetStatusNetworkList(context.Background(), tb.confList("1.1.0")) })
-			assertCode(t, err, tt.wantCode)
-		})
-	}
-}
-
-// assertCode checks that err is a CNI error with code want (nil when 0).
-func assertCode(t *testing.T, err error, want uint) {
-	t.Helper()
-	if want == 0 {
-		if err != nil {
-			t.Fatalf("got %v, want success", err)
-		}
-		return
-	}
-	var cniErr *types.Error
-	if !errors.As(err, &cniErr) {
-		t.Fatalf("got %v (%T), want CNI error code %d", err, err, want)
-	}
-	if cniErr.Code != want {
-		t.Fatalf("got code %d (%v), want %d", cniErr.Code, cniErr, want)
-	}
-}
-
-func TestAddWithAgentDownFailsBounded(t *testing.T) {
-	tb := newTestbed(t, testPoolA)
-	_ = tb.agent.Close()
-	pod := newNS(t)
-	_, err := tb.add(tb.confList("1.1.0"), runtimeConf("ctr-down", pod))
-	assertCode(t, err, types.ErrTryAgainLater)
-	if links := tb.npLinks(); len(links) != 0 {
-		t.Errorf("host veths %v left after failed ADD", links)
-	}
-}
-
-func TestChainedWithPortmapAndBandwidth(t *testing.T) {
-	tb := newTestbed(t, testPoolA)
-	for _, p := range []string{"portmap", "bandwidth"} {
-		if _, err := tb.cni.GetVersionInfo(context.Background(), p); err != nil {
-			t.Skipf("reference plugin %s missing (apt-get install containernetworking-plugins): %v", p, err)
-		}
-	}
-	// Debian's reference plugins speak up to 1.0.0.
-	list := tb.confList("1.0.0",
-		map[string]any{"type": "portmap", "capabilities": map[string]bool{"portMappings": true}},
-		map[string]any{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}},
-	)
-	pod := newNS(t)
-	rt := runtimeConf("ctr-chain", pod)
-	rt.CapabilityArgs = map[string]any{
-		"portMappings": []map[string]any{{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}},
-		"bandwidth":    map[string]any{"ingressRate": 1000000, "ingressBurst": 100000, "egressRate": 1000000, "egressBurst": 100000},
-	}
-	res, err := tb.add(list, rt)
-	if err != nil {
-		t.Fatalf("chained ADD: %v", err)
-	}
-	r := asCurrent(t, res)
-	if len(r.IPs) != 1 || r.IPs[0].Address.IP.String() != testPoolA {
-		t.Errorf("chained result ips %v, want %s", r.IPs, testPoolA)
-	}
-	ifbs := tb.linksOfType("ifb")
-	if len(ifbs) != 1 {
-		t.Errorf("bandwidth plugin made ifb devices %v, want one (it found nicpool's host veth in prevResult)", ifbs)
-	}
-	tb.inNode(func() error {
-		ipt, err := iptables.New()
-		if err != nil {
-			return err
-		}
-		ok, err := ipt.ChainExists("nat", "CNI-HOSTPORT-DNAT")
-		if err == nil && !ok {
-			t.Errorf("portmap did not program CNI-HOSTPORT-DNAT from nicpool's prevResult")
-		}
-		return err
-	})
-	// Debian's portmap 1.1.1 fails CHECK on IPv4-only pods (it also checks
-	// ip6tables; fixed upstream later), so CHECK runs nicpool and bandwidth
-	// against the cached result of the whole chain.
-	checkList := tb.confList("1.0.0", map[string]any{"type": "bandwidth", "capabilities": map[string]bool{"bandwidth": true}})
-	if err := tb.check(checkList, rt); err != nil {
-		t.Errorf("chained CHECK: %v", err)
-	}
-	if err := tb.del(list, rt); err != nil {
-		t.Fatalf("chained DEL: %v", err)
-	}
-	if left := append(tb.npLinks(), tb.linksOfType("ifb")...); len(left) != 0 {
-		t.Errorf("links %v left after chained DEL", left)
-	}
-	if len(tb.agent.Held()) != 0 {
-		t.Errorf("allocation left after chained DEL")
-	}
-}
-
-func (tb *testbed) linksOfType(kind string) []string {
-	tb.t.Helper()
-	var names []string
-	tb.inNode(func() error {
-		links, err := netlink.LinkList()
-		for _, l := range links {
-			if l.Type() == kind {
-				names = append(names, l.Attrs().Name)
-			}
-		}
-		return err
-	})
-	slices.Sort(names)
-	return names
 }

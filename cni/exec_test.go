@@ -86,3 +86,22 @@ func TestBinaryVersion(t *testing.T) {
 		t.Errorf("--version printed %q with exit code %d", out, code)
 	}
 }
+
+func TestBinaryRefusesItsOwnNetNS(t *testing.T) {
+	tb := newTestbed(t)
+	env := []string{"CNI_COMMAND=ADD", "CNI_CONTAINERID=ctr-own", "CNI_NETNS=/proc/self/ns/net", "CNI_IFNAME=eth0", "CNI_PATH=/opt/cni/bin"}
+	conf := `{"cniVersion":"1.1.0","name":"n","type":"nicpool","agentSocket":"` + tb.socket + `"}`
+	var out string
+	var code int
+	tb.inNode(func() error {
+		out, _, code = runPlugin(t, env, conf)
+		return nil
+	})
+	var cniErr types.Error
+	if code == 0 || json.Unmarshal([]byte(out), &cniErr) != nil || cniErr.Code != types.ErrInvalidNetNS || !strings.Contains(cniErr.Msg, "own namespace") {
+		t.Errorf("ADD into the plugin's own netns: exit %d, stdout %q; want error code %d", code, out, types.ErrInvalidNetNS)
+	}
+	if held := tb.agent.Held(); len(held) != 0 {
+		t.Errorf("allocation made for a refused ADD: %v", held)
+	}
+}

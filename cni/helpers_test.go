@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces")
@@ -71,7 +72,7 @@ func requireRoot(t *testing.T) {
 }
 
 // newNS creates a network namespace removed when the test ends.
-func newNS(t *testing.T) ns.NetNS {
+func newNS(t testing.TB) ns.NetNS {
 	t.Helper()
 	n, err := testutils.NewNS()
 	if err != nil {
@@ -93,14 +94,14 @@ func newNS(t *testing.T) ns.NetNS {
 // testbed is one simulated node: a node namespace with an uplink, a fake
 // agent and a libcni client.
 type testbed struct {
-	t      *testing.T
+	t      testing.TB
 	node   ns.NetNS
 	agent  *fakeagent.Agent
 	socket string
 	cni    *libcni.CNIConfig
 }
 
-func newTestbed(t *testing.T, ips ...string) *testbed {
+func newTestbed(t testing.TB, ips ...string) *testbed {
 	t.Helper()
 	requireRoot(t)
 	// A short path: unix socket paths are limited to 108 bytes.
@@ -219,6 +220,7 @@ func (tb *testbed) check(list *libcni.NetworkConfigList, rt *libcni.RuntimeConf)
 // nodeState is what the node namespace holds for one attachment.
 type nodeState struct {
 	vethExists bool
+	proxyARP   string // net.ipv4.conf.<veth>.proxy_arp
 	routeTo    string // interface the /32 route to the IP leaves through
 }
 
@@ -226,8 +228,15 @@ func (tb *testbed) state(containerID, ip string) nodeState {
 	tb.t.Helper()
 	var st nodeState
 	tb.inNode(func() error {
-		if _, err := netlink.LinkByName(hostVethName(agentapi.AttachmentKey{ContainerID: containerID, IfName: podIfName})); err == nil {
+		name := hostVethName(agentapi.AttachmentKey{ContainerID: containerID, IfName: podIfName})
+		if _, err := netlink.LinkByName(name); err == nil {
 			st.vethExists = true
+			// /proc/sys/net follows the reading thread's namespace.
+			v, err := os.ReadFile("/proc/sys/net/ipv4/conf/" + name + "/proxy_arp")
+			if err != nil {
+				return err
+			}
+			st.proxyARP = strings.TrimSpace(string(v))
 		}
 		if ip == "" {
 			return nil

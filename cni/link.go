@@ -96,12 +96,21 @@ func createVeth(hostName, ifName string, mtu int, netns ns.NetNS) (*netlink.Veth
 	return host, nil
 }
 
-// configureHost enables proxy ARP on the host veth and IPv4 forwarding in the
-// node namespace. Proxy ARP answers a pod that ARPs for anything despite the
+// configureHost enables proxy ARP and forwarding on the host veth and IPv4
+// forwarding in the node namespace. Proxy ARP answers a pod that ARPs for anything despite the
 // static gateway entry (for example after a manual neighbor flush).
 func configureHost(hostName string) error {
-	if _, err := sysctl.Sysctl(fmt.Sprintf("net/ipv4/conf/%s/proxy_arp", hostName), "1"); err != nil {
-		return fmt.Errorf("enable proxy_arp on %s: %w", hostName, err)
+	settings := []struct{ key, value string }{
+		{fmt.Sprintf("net/ipv4/conf/%s/proxy_arp", hostName), "1"},
+		// Answer proxied ARP at once instead of after up to 0.8 s.
+		{fmt.Sprintf("net/ipv4/neigh/%s/proxy_delay", hostName), "0"},
+		// Forward even where the node changed conf/default/forwarding.
+		{fmt.Sprintf("net/ipv4/conf/%s/forwarding", hostName), "1"},
+	}
+	for _, s := range settings {
+		if _, err := sysctl.Sysctl(s.key, s.value); err != nil {
+			return fmt.Errorf("set %s to %s: %w", s.key, s.value, err)
+		}
 	}
 	// No router advertisements are ever wanted on a pod veth.
 	_, _ = sysctl.Sysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_ra", hostName), "0")

@@ -5,9 +5,12 @@
 package cni
 
 import (
+	"fmt"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 )
 
@@ -31,7 +34,26 @@ func About() string {
 	return "CNI plugin nicpool " + Version
 }
 
-// Funcs returns the verb implementations for skel.PluginMainFuncs.
+// Funcs returns the verb implementations for skel.PluginMainFuncs, each
+// turning an unexpected panic into a CNI error so the runtime always gets
+// JSON (ADD's deferred rollback still runs while the panic unwinds).
 func Funcs() skel.CNIFuncs {
-	return skel.CNIFuncs{Add: CmdAdd, Del: CmdDel, Check: CmdCheck, Status: CmdStatus, GC: CmdGC}
+	return skel.CNIFuncs{
+		Add:    recovered(CmdAdd),
+		Del:    recovered(CmdDel),
+		Check:  recovered(CmdCheck),
+		Status: recovered(CmdStatus),
+		GC:     recovered(CmdGC),
+	}
+}
+
+func recovered(verb func(*skel.CmdArgs) error) func(*skel.CmdArgs) error {
+	return func(args *skel.CmdArgs) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = types.NewError(types.ErrInternal, fmt.Sprintf("nicpool plugin bug: %v", r), string(debug.Stack()))
+			}
+		}()
+		return verb(args)
+	}
 }

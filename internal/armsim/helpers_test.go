@@ -64,7 +64,9 @@ func addSecondaries(nic *armnetwork.Interface, prefix string, n int) {
 	}
 }
 
-func itoa(i int) string { return string(rune('0'+i/100%10)) + string(rune('0'+i/10%10)) + string(rune('0'+i%10)) }
+func itoa(i int) string {
+	return string(rune('0'+i/100%10)) + string(rune('0'+i/10%10)) + string(rune('0'+i%10))
+}
 
 // errCode extracts the ARM error code and status from err, failing when it is not an ARM error.
 func errCode(t *testing.T, err error) (int, string) {

@@ -4,7 +4,6 @@
 package armsim
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -169,10 +168,9 @@ func (s *Server) Close() error {
 	if srv == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		_ = srv.Close()
+	// Close, not Shutdown: clients leave half-used TLS connections behind that Shutdown
+	// would wait seconds for, and an emulator owes in-flight requests nothing.
+	if err := srv.Close(); err != nil {
 		return fmt.Errorf("close armsim: %w", err)
 	}
 	return nil

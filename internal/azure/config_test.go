@@ -29,7 +29,8 @@ func TestConfigValidate(t *testing.T) {
 		{name: "none against real azure", cfg: Config{Auth: AuthNone}, wantErr: "only allowed for a loopback"},
 		{name: "none against remote host", cfg: Config{Auth: AuthNone, ARMEndpoint: "https://armsim.example.com"}, wantErr: "only allowed for a loopback"},
 		{name: "http endpoint", cfg: Config{ARMEndpoint: "http://127.0.0.1:80"}, wantErr: "https://"},
-		{name: "relative endpoint", cfg: Config{ARMEndpoint: "127.0.0.1:80"}, wantErr: "https://"},
+		{name: "relative endpoint", cfg: Config{ARMEndpoint: "127.0.0.1:80"}, wantErr: "arm endpoint"},
+		{name: "no host", cfg: Config{ARMEndpoint: "https:///x"}, wantErr: "https://"},
 		{name: "negative qps", cfg: Config{ReadQPS: -1}, wantErr: "negative"},
 		{name: "negative burst", cfg: Config{WriteBurst: -1}, wantErr: "negative"},
 		{name: "negative lro timeout", cfg: Config{LROTimeout: -time.Second}, wantErr: "lro timeout"},
@@ -64,7 +65,7 @@ func TestCloudConfig(t *testing.T) {
 		wantAudience string
 	}{
 		{name: "public default", cfg: Config{}, wantEndpoint: "https://management.azure.com", wantAudience: "https://management.core.windows.net/"},
-		{name: "china", cfg: Config{Cloud: CloudChina}, wantEndpoint: "https://management.chinacloudapi.cn", wantAudience: "https://management.core.chinacloudapi.cn"},
+		{name: "china", cfg: Config{Cloud: CloudChina}, wantEndpoint: "https://management.chinacloudapi.cn", wantAudience: "https://management.core.chinacloudapi.cn/"},
 		{name: "endpoint override keeps audience", cfg: Config{ARMEndpoint: "https://127.0.0.1:9"}, wantEndpoint: "https://127.0.0.1:9", wantAudience: "https://management.core.windows.net/"},
 		{name: "audience override", cfg: Config{ARMEndpoint: "https://127.0.0.1:9", TokenAudience: "api://armsim"}, wantEndpoint: "https://127.0.0.1:9", wantAudience: "api://armsim"},
 	}

@@ -152,9 +152,11 @@ func StateOf(np *nicpoolv1.NodeIPPool) ipam.PoolState {
 	st := ipam.PoolState{
 		Found:            true,
 		Requested:        int(np.Spec.RequestedIPCount),
-		SubnetCIDR:       np.Status.SubnetCIDR,
-		PrimaryIP:        string(np.Status.PrimaryIP),
-		VNetAddressSpace: slices.Clone(np.Status.VNetAddressSpace),
+		SubnetCIDR: string(np.Status.SubnetCIDR),
+		PrimaryIP:  string(np.Status.PrimaryIP),
+	}
+	for _, cidr := range np.Status.VNetAddressSpace {
+		st.VNetAddressSpace = append(st.VNetAddressSpace, string(cidr))
 	}
 	for _, ip := range np.Status.IPs {
 		st.IPs = append(st.IPs, string(ip.IP))

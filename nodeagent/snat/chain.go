@@ -21,7 +21,7 @@ func (m *Manager) converge(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if len(refs) > 99 {
+		if len(refs) > 0 {
 			// Traffic flows through the live chain: park it on a complete
 			// staging chain first. A staging jump left by a crash goes
 			// first, so that filling the staging chain is unseen.

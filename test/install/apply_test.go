@@ -15,9 +15,13 @@ import (
 
 // TestKustomizeApplies applies config/default server-side, first as a dry run
 // (the API server validates and admits every object but stores none), then
-// for real, and checks the objects are there.
+// for real, and checks the objects are there. A server dry run of namespaced
+// objects needs their namespace, so the namespace goes first: dry run, then
+// for real.
 func TestKustomizeApplies(t *testing.T) {
 	kubectl := kubectlPath(t)
+	mustRun(t, nil, kubectl, "apply", "--server-side", "--dry-run=server", "--field-manager=install-test", "-k", "config/namespace")
+	mustRun(t, nil, kubectl, "apply", "--server-side", "--field-manager=install-test", "-k", "config/namespace")
 	out := mustRun(t, nil, kubectl, "apply", "--server-side", "--dry-run=server", "--field-manager=install-test", "-k", "config/default")
 	if !strings.Contains(out, "serverside-applied (server dry run)") {
 		t.Errorf("dry run printed no server dry run results:\n%s", out)

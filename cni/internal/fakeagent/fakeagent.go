@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
 )
@@ -21,6 +22,7 @@ type Agent struct {
 	ready    bool
 	reason   string
 	allocErr *agentapi.Error
+	delay    time.Duration
 
 	ln  net.Listener
 	srv *http.Server
@@ -91,6 +93,14 @@ func (a *Agent) FailAllocate(e *agentapi.Error) {
 	a.allocErr = e
 }
 
+// DelayAllocate makes Allocate wait d, holding the agent's lock, before it
+// allocates: a slow agent that still allocates after the caller gave up.
+func (a *Agent) DelayAllocate(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.delay = d
+}
+
 func (a *Agent) allocate(w http.ResponseWriter, r *http.Request) {
 	var req agentapi.AllocateRequest
 	if !decode(w, r, &req) {
@@ -98,6 +108,7 @@ func (a *Agent) allocate(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	time.Sleep(a.delay)
 	if a.allocErr != nil {
 		writeError(w, http.StatusServiceUnavailable, a.allocErr)
 		return

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,8 +25,14 @@ import (
 // caller instead of being retried, so throttling stays observable.
 func Start(t testing.TB, opts armsim.Options) (*armsim.Server, *arm.ClientOptions, azcore.TokenCredential) {
 	t.Helper()
+	var done atomic.Bool
 	if opts.Logf == nil {
-		opts.Logf = t.Logf
+		// Requests still running when the test ends must not log through t.
+		opts.Logf = func(format string, args ...any) {
+			if !done.Load() {
+				t.Logf(format, args...)
+			}
+		}
 	}
 	srv, err := armsim.New(opts)
 	if err != nil {
@@ -34,7 +41,10 @@ func Start(t testing.TB, opts armsim.Options) (*armsim.Server, *arm.ClientOption
 	if err := srv.Start("127.0.0.1:0"); err != nil {
 		t.Fatalf("start armsim: %v", err)
 	}
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() {
+		_ = srv.Close()
+		done.Store(true)
+	})
 	co, err := ClientOptions(srv)
 	if err != nil {
 		t.Fatalf("armsim client options: %v", err)

@@ -1,0 +1,100 @@
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
+)
+
+func configs(primary string, foreign []string, owned ...string) []ipConfig {
+	out := []ipConfig{{Name: "ipconfig1", IP: primary, Primary: true}}
+	for i, ip := range foreign {
+		out = append(out, ipConfig{Name: fmt.Sprintf("foreign-%d", i), IP: ip})
+	}
+	for i, ip := range owned {
+		out = append(out, ipConfig{Name: fmt.Sprintf("nicpool-%03d", i), IP: ip})
+	}
+	return out
+}
+
+func seqNamer() func() string {
+	i := 0
+	return func() string {
+		i++
+		return fmt.Sprintf("nicpool-new%d", i%3) // collides on purpose after 3
+	}
+}
+
+func TestComputePlan(t *testing.T) {
+	many := make([]string, 250)
+	for i := range many {
+		many[i] = fmt.Sprintf("10.0.1.%d", i)
+	}
+	tests := []struct {
+		name                      string
+		in                        planInput
+		wantAdd, wantHeld, target int
+		wantRemove                []string
+		capped                    bool
+	}{
+		{name: "empty NIC grows to grant", in: planInput{Configs: configs("10.0.0.4", nil), Grant: 2}, wantAdd: 2, target: 2},
+		{name: "steady", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5"), Grant: 1}, wantHeld: 1, target: 1},
+		{name: "grant below held removes nothing unreleased", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 0}, wantHeld: 2, target: 2},
+		{name: "released IPs are removed", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}}, wantHeld: 2, target: 1, wantRemove: []string{"nicpool-001"}},
+		{name: "remove and add in one plan", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 3, Released: map[string]bool{"10.0.0.5": true}}, wantAdd: 2, wantHeld: 2, target: 3, wantRemove: []string{"nicpool-000"}},
+		{name: "primary and foreign never removed", in: planInput{Configs: configs("10.0.0.4", []string{"10.0.0.9"}), Grant: 0, Released: map[string]bool{"10.0.0.4": true, "10.0.0.9": true}}, target: 0},
+		{name: "no adds when subnet full, removals still made", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5"), Grant: 5, NoAdds: true, Released: map[string]bool{"10.0.0.5": true}}, wantHeld: 1, target: 0, wantRemove: []string{"nicpool-000"}},
+		{name: "NIC cap of 256 with foreign configs", in: planInput{Configs: configs("10.0.0.4", []string{"10.0.0.7", "10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12"}, many[:245]...), Grant: 250}, wantAdd: 4, wantHeld: 245, target: 249, capped: true},
+		{name: "names never collide", in: planInput{Configs: configs("10.0.0.4", nil), Grant: 3}, wantAdd: 3, target: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := computePlan(tt.in, seqNamer())
+			if len(p.Add) != tt.wantAdd || p.Held != tt.wantHeld || p.Target != tt.target || p.NICCapped != tt.capped {
+				t.Errorf("plan = add %d held %d target %d capped %v, want add %d held %d target %d capped %v",
+					len(p.Add), p.Held, p.Target, p.NICCapped, tt.wantAdd, tt.wantHeld, tt.target, tt.capped)
+			}
+			if !slices.Equal(p.Remove, tt.wantRemove) {
+				t.Errorf("remove = %v, want %v", p.Remove, tt.wantRemove)
+			}
+			seen := map[string]bool{}
+			for _, c := range tt.in.Configs {
+				seen[c.Name] = true
+			}
+			for _, n := range p.Add {
+				if seen[n] {
+					t.Errorf("new name %q collides", n)
+				}
+				seen[n] = true
+			}
+		})
+	}
+}
+
+func TestApplyPlanKeepsOthers(t *testing.T) {
+	nic := &armnetwork.Interface{Properties: &armnetwork.InterfacePropertiesFormat{IPConfigurations: []*armnetwork.InterfaceIPConfiguration{
+		{Name: to.Ptr("ipconfig1"), Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{Primary: to.Ptr(true), PrivateIPAddress: to.Ptr("10.0.0.4")}},
+		{Name: to.Ptr("foreign"), Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{PrivateIPAddress: to.Ptr("10.0.0.9")}},
+		{Name: to.Ptr("nicpool-a"), Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{PrivateIPAddress: to.Ptr("10.0.0.5")}},
+		{Name: to.Ptr("nicpool-b"), Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{PrivateIPAddress: to.Ptr("10.0.0.6")}},
+	}}}
+	got := applyPlan(nic, plan{Remove: []string{"nicpool-a"}, Add: []string{"nicpool-c"}}, "/sub/s")
+	var names []string
+	for _, c := range got {
+		names = append(names, *c.Name)
+	}
+	if want := []string{"ipconfig1", "foreign", "nicpool-b", "nicpool-c"}; !slices.Equal(names, want) {
+		t.Fatalf("configs = %v, want %v", names, want)
+	}
+	last := got[3].Properties
+	if *last.PrivateIPAllocationMethod != armnetwork.IPAllocationMethodDynamic || *last.Subnet.ID != "/sub/s" || *last.Primary {
+		t.Errorf("new config = %+v, want dynamic, non-primary on /sub/s", last)
+	}
+	owned := ownedIPs(nicConfigs(nic))
+	if len(owned) != 2 || owned[0].IP != "10.0.0.5" || owned[1].IPConfiguration != "nicpool-b" {
+		t.Errorf("ownedIPs = %+v", owned)
+	}
+}
