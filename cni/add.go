@@ -103,14 +103,22 @@ func add(args *skel.CmdArgs, conf *NetConf, log *slog.Logger) error {
 	if err := afterStep(stepResult); err != nil {
 		return err
 	}
-	versioned, err := result.GetAsVersion(conf.CNIVersion)
+	if err := printResult(result, conf.CNIVersion); err != nil {
+		return err
+	}
+	committed = true
+	return nil
+}
+
+// printResult writes the result in the version the runtime asked for.
+func printResult(result *current.Result, cniVersion string) error {
+	versioned, err := result.GetAsVersion(cniVersion)
 	if err != nil {
-		return types.NewError(types.ErrIncompatibleCNIVersion, fmt.Sprintf("convert result to %s: %v", conf.CNIVersion, err), "")
+		return types.NewError(types.ErrIncompatibleCNIVersion, fmt.Sprintf("convert result to %s: %v", cniVersion, err), "")
 	}
 	if err := versioned.PrintTo(stdout); err != nil {
 		return types.NewError(types.ErrIOFailure, fmt.Sprintf("print result: %v", err), "")
 	}
-	committed = true
 	return nil
 }
 

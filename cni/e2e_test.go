@@ -270,3 +270,18 @@ func TestCheckDetectsDrift(t *testing.T) {
 		})
 	}
 }
+
+func TestConfiguredMTU(t *testing.T) {
+	tb := newTestbed(t, testPoolA)
+	list := tb.confList("1.1.0")
+	plugin, err := libcni.InjectConf(list.Plugins[0], map[string]any{"mtu": 1300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list.Plugins[0] = plugin
+	pod := newNS(t)
+	if _, err := tb.add(list, runtimeConf("ctr-mtu", pod)); err != nil {
+		t.Fatalf("ADD: %v", err)
+	}
+	assertPodMTU(t, pod, 1300)
+}

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/ns"
 )
 
 // runPlugin executes the built binary the way a runtime does.
@@ -50,9 +52,22 @@ func TestBinaryReportsCNIErrors(t *testing.T) {
 		{"bad CNI_ARGS", append(full, "CNI_ARGS=K8S_POD_NAME"), good, types.ErrInvalidEnvironmentVariables},
 		{"status with agent down", []string{"CNI_COMMAND=STATUS", "CNI_PATH=/opt/cni/bin"}, good, types.ErrPluginNotAvailable},
 	}
+	// As root, run the binary in a throwaway namespace: none of these cases
+	// may change anything, and if one did it must not be the host's.
+	sandbox := func(fn func()) { fn() }
+	if os.Geteuid() == 0 {
+		n := newNS(t)
+		sandbox = func(fn func()) {
+			if err := n.Do(func(ns.NetNS) error { fn(); return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, errOut, code := runPlugin(t, tt.env, tt.stdin)
+			var out, errOut string
+			var code int
+			sandbox(func() { out, errOut, code = runPlugin(t, tt.env, tt.stdin) })
 			if code == 0 {
 				t.Fatalf("exit code 0, want failure; stdout %q", out)
 			}

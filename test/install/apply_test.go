@@ -2,6 +2,7 @@ package install_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -117,4 +119,28 @@ func checkWorkloadIdentity(t *testing.T, ms manifests) {
 			t.Errorf("operator args %q lack %s", args, want)
 		}
 	}
+}
+
+// TestWorkloadIdentityOverlay checks the sample overlay that switches
+// config/default to Azure workload identity, and that it applies (dry run).
+func TestWorkloadIdentityOverlay(t *testing.T) {
+	kubectl := kubectlPath(t)
+	ms := parse(t, mustRun(t, nil, kubectl, "kustomize", "config/samples/workload-identity"))
+	var dep appsv1.Deployment
+	ms.one(t, "Deployment", &dep)
+	if args := dep.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--auth-mode=workload-identity") {
+		t.Errorf("operator args %v lack --auth-mode=workload-identity", args)
+	}
+	if dep.Spec.Template.Labels["azure.workload.identity/use"] != "true" {
+		t.Errorf("operator pod lacks the azure.workload.identity/use label")
+	}
+	annotated := slices.ContainsFunc(ms, func(m *unstructured.Unstructured) bool {
+		return m.GetKind() == "ServiceAccount" && m.GetName() == "nicpool-operator" &&
+			m.GetAnnotations()["azure.workload.identity/client-id"] != ""
+	})
+	if !annotated {
+		t.Errorf("operator ServiceAccount lacks the azure.workload.identity/client-id annotation")
+	}
+	installDefault(t) // the namespace must exist for a server dry run
+	mustRun(t, nil, kubectl, "apply", "--server-side", "--dry-run=server", "--field-manager=install-test", "-k", "config/samples/workload-identity")
 }

@@ -175,6 +175,11 @@ func checkAgent(t *testing.T, ds *appsv1.DaemonSet) {
 
 func onlyContainer(t *testing.T, pod corev1.PodSpec) corev1.Container {
 	t.Helper()
+	for _, v := range pod.Volumes {
+		if v.Secret != nil {
+			t.Errorf("pod mounts Secret %s", v.Secret.SecretName)
+		}
+	}
 	if len(pod.Containers) != 1 || len(pod.InitContainers) != 0 {
 		t.Fatalf("pod has %d containers and %d init containers, want one container", len(pod.Containers), len(pod.InitContainers))
 	}

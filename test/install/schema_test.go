@@ -97,3 +97,8 @@ func TestChartCopiesAreCurrent(t *testing.T) {
 		t.Fatalf("%v\n%s", r.err, r.stderr)
 	}
 }
+
+// TestChartLints runs `helm lint --strict`, which also renders every template.
+func TestChartLints(t *testing.T) {
+	mustRun(t, nil, helmPath(t), "lint", "--strict", "charts/nicpool")
+}

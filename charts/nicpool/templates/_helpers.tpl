@@ -54,3 +54,16 @@ default
 {{- define "nicpool.agentUser" -}}
 system:serviceaccount:{{ .Release.Namespace }}:{{ include "nicpool.agentName" . }}
 {{- end -}}
+
+{{/*
+The ClusterRole document of a controller-gen role file, which may also hold
+namespaced Roles; rendered as YAML for fromYaml.
+*/}}
+{{- define "nicpool.clusterRole" -}}
+{{- range $doc := regexSplit "(?m)^---[ \t]*$" . -1 -}}
+{{- $obj := fromYaml $doc -}}
+{{- if eq (get $obj "kind") "ClusterRole" -}}
+{{- toYaml $obj -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

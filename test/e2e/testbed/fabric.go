@@ -34,7 +34,6 @@ const (
 	PeerCIDR       = "10.250.0.0/16"
 	OnPremCIDR     = "192.168.50.0/24"
 	InternetCIDR   = "203.0.113.0/24"
-	fabricGateway  = "gw0"
 	internetLinkNm = "f-inet"
 )
 
@@ -57,15 +56,16 @@ func newFabric(n *Namespace) (*fabric, error) {
 		if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
 			return err
 		}
-		gw := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: fabricGateway}}
-		if err := netlink.LinkAdd(gw); err != nil {
-			return fmt.Errorf("add %s: %w", fabricGateway, err)
+		// The VNet gateway address sits on the fabric's loopback: Linux
+		// answers ARP for any local address on every interface, which is
+		// what each VM's eth0 needs. (Not a dummy link: some kernels build
+		// without it.)
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return fmt.Errorf("find lo: %w", err)
 		}
-		if err := addAddr(gw, VNetGateway+"/32"); err != nil {
+		if err := addAddr(lo, VNetGateway+"/32"); err != nil {
 			return err
-		}
-		if err := netlink.LinkSetUp(gw); err != nil {
-			return fmt.Errorf("set %s up: %w", fabricGateway, err)
 		}
 		_, vnet, _ := net.ParseCIDR(VNetCIDR)
 		// Addresses no NIC holds go nowhere, as in Azure.

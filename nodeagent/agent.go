@@ -1,0 +1,132 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/nicpool/nicpool/internal/testenv"
+	"github.com/nicpool/nicpool/nodeagent/gc"
+	"github.com/nicpool/nicpool/nodeagent/ipam"
+	"github.com/nicpool/nicpool/nodeagent/metrics"
+	"github.com/nicpool/nicpool/nodeagent/poolsync"
+	"github.com/nicpool/nicpool/nodeagent/server"
+	"github.com/nicpool/nicpool/nodeagent/store"
+)
+
+// SNAT programs the node's masquerade rules (snat.Manager).
+type SNAT interface {
+	// Sync converges the rules and ip_forward; idempotent.
+	Sync(ctx context.Context) error
+}
+
+// Installer places and withdraws the CNI binary and conflist (install.Installer).
+type Installer interface {
+	// Install writes the binary and conflist; idempotent and atomic.
+	Install() error
+	// Withdraw removes the conflist so the node stops being network-ready.
+	Withdraw() error
+}
+
+// Deps are the agent's collaborators that cmd builds.
+type Deps struct {
+	// RestConfig reaches the API server.
+	RestConfig *rest.Config
+	// NewSNAT builds SNAT for the node's primary IP and non-masquerade CIDRs.
+	NewSNAT func(primaryIP string, nonMasq []string) (SNAT, error)
+	// Installer installs the CNI plugin.
+	Installer Installer
+	// Registry receives the metrics.
+	Registry *prometheus.Registry
+	// Log is the root logger.
+	Log logr.Logger
+}
+
+// Run runs the agent until ctx ends: restore the store, sync the pool,
+// reconcile allocations, serve the plugin, GC, SNAT and install.
+func Run(ctx context.Context, o Options, d Deps) error {
+	log := d.Log
+	st, err := openStore(o, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var alloc *ipam.Allocator
+	m := metrics.New(d.Registry, func() metrics.Snapshot { return alloc.Snapshot() })
+	alloc = ipam.New(st, ipam.Config{Policy: o.Policy, AllocTimeout: o.AllocTimeout, Metrics: m})
+
+	scheme := testenv.Scheme()
+	c, err := poolsync.NewCache(d.RestConfig, scheme, o.NodeName)
+	if err != nil {
+		return err
+	}
+	direct, err := client.New(d.RestConfig, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("build api client: %w", err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.Start(ctx) })
+	if !c.WaitForCacheSync(ctx) {
+		return fmt.Errorf("sync caches of node %s: %w", o.NodeName, errors.Join(ctx.Err(), g.Wait()))
+	}
+	host, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("open netlink: %w", err)
+	}
+	defer host.Close()
+	collector := gc.New(alloc, gc.Config{
+		Grace: o.GCGrace, Metrics: m, Log: log.WithName("gc"), LinkExists: gc.HostLinks(host),
+		Pods: func(ctx context.Context) (map[string]bool, error) { return poolsync.PodsOnNode(ctx, c) },
+	})
+	if err := collector.ReconcileAtStart(ctx); err != nil {
+		log.Error(err, "Failed to reconcile allocations with the host; continuing with the stored record")
+	}
+	syncer := poolsync.New(poolsync.Config{NodeName: o.NodeName, Cache: c, Client: direct, Allocator: alloc, Log: log.WithName("poolsync")})
+	srv := server.New(alloc, server.Config{SocketPath: o.SocketPath, GCMinAge: o.CNIGCMinAge, Metrics: m, Log: log.WithName("server")})
+	g.Go(func() error { return syncer.Run(ctx) })
+	g.Go(func() error { return srv.Run(ctx) })
+	g.Go(func() error { collector.Run(ctx, o.GCGrace/2); return nil })
+	g.Go(func() error { return server.ServeTCP(ctx, o.MetricsAddr, server.MetricsHandler(d.Registry)) })
+	g.Go(func() error { return server.ServeTCP(ctx, o.IntrospectionAddr, server.IntrospectionHandler(alloc)) })
+	g.Go(func() error { snatLoop(ctx, o, d, alloc, log.WithName("snat")); return nil })
+	g.Go(func() error { installLoop(ctx, d.Installer, alloc, log.WithName("install")); return nil })
+	log.Info("Started the node agent", "node", o.NodeName, "socket", o.SocketPath, "allocations", len(st.List()))
+	return g.Wait()
+}
+
+// openStore opens the state directory; with --reset-state it first moves
+// the record aside and rebuilds it from the host's pod routes.
+func openStore(o Options, log logr.Logger) (*store.DiskStore, error) {
+	if o.ResetState {
+		aside, err := store.ResetState(o.StateDir, time.Now())
+		if err != nil {
+			return nil, err
+		}
+		log.Info("Moved the allocation record aside", "path", aside)
+	}
+	st, err := store.Open(o.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if o.ResetState {
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return nil, fmt.Errorf("open netlink to rebuild the allocation record: %w", err)
+		}
+		defer h.Close()
+		n, err := gc.RecoverFromHost(h, st, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("rebuild the allocation record from host routes: %w", err)
+		}
+		log.Info("Rebuilt the allocation record from host routes", "allocations", n)
+	}
+	return st, nil
+}

@@ -1,0 +1,184 @@
+// Package gc releases allocations whose pods are gone: periodically against
+// the pods the API server has on this node (after a grace period), and once
+// at start against the host's veths.
+package gc
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
+	"github.com/nicpool/nicpool/nodeagent/metrics"
+	"github.com/nicpool/nicpool/nodeagent/store"
+	"github.com/nicpool/nicpool/nodeagent/vethname"
+)
+
+// DefaultGrace is how long an allocation's pod must be missing before the
+// allocation is released; a pod just created may not be in the cache yet.
+const DefaultGrace = 60 * time.Second
+
+// Releaser is what GC needs from the allocator (ipam.Allocator).
+type Releaser interface {
+	// ReleaseUnless releases every allocation at least minAge old for
+	// which keep is false.
+	ReleaseUnless(keep func(store.Record) bool, minAge time.Duration) ([]agentapi.AttachmentKey, error)
+}
+
+// PodLister returns the pods on this node as "namespace/name" keys.
+type PodLister func(ctx context.Context) (map[string]bool, error)
+
+// LinkExists reports whether a host interface with this name exists.
+type LinkExists func(name string) (bool, error)
+
+// Config configures a Collector.
+type Config struct {
+	// Grace is DefaultGrace if zero.
+	Grace time.Duration
+	// Pods lists the node's pods.
+	Pods PodLister
+	// LinkExists checks host veths; nil skips the veth check.
+	LinkExists LinkExists
+	// Metrics counts releases.
+	Metrics *metrics.Metrics
+	// Now is time.Now if nil.
+	Now func() time.Time
+	// Log receives what was released.
+	Log logr.Logger
+}
+
+// Collector is the pod garbage collector. Run it from one goroutine.
+type Collector struct {
+	cfg          Config
+	alloc        Releaser
+	missingSince map[agentapi.AttachmentKey]time.Time
+}
+
+// New returns a Collector.
+func New(alloc Releaser, cfg Config) *Collector {
+	if cfg.Grace <= 0 {
+		cfg.Grace = DefaultGrace
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Collector{cfg: cfg, alloc: alloc, missingSince: map[agentapi.AttachmentKey]time.Time{}}
+}
+
+// RecoveredPrefix starts the container ID of a record rebuilt from a host
+// route after --reset-state; the rest is the veth name.
+const RecoveredPrefix = "recovered."
+
+// vethOf returns the host veth of a record.
+func vethOf(r store.Record) string {
+	if name, ok := strings.CutPrefix(r.ContainerID, RecoveredPrefix); ok {
+		return name
+	}
+	return vethname.VethName(r.ContainerID, r.IfName)
+}
+
+// RunOnce releases the allocations whose pod has been missing from the API
+// for the grace period (and that are at least that old). Allocations
+// without pod information are left to CNI GC and the veth check.
+func (c *Collector) RunOnce(ctx context.Context) error {
+	pods, err := c.cfg.Pods(ctx)
+	if err != nil {
+		return fmt.Errorf("garbage-collect allocations: %w", err)
+	}
+	now := c.cfg.Now()
+	seen := map[agentapi.AttachmentKey]bool{}
+	keep := func(r store.Record) bool {
+		seen[r.AttachmentKey] = true
+		if r.PodName == "" || pods[r.PodNamespace+"/"+r.PodName] {
+			delete(c.missingSince, r.AttachmentKey)
+			return !c.recoveredAndGone(r)
+		}
+		since, ok := c.missingSince[r.AttachmentKey]
+		if !ok {
+			c.missingSince[r.AttachmentKey] = now
+			return true
+		}
+		return now.Sub(since) < c.cfg.Grace
+	}
+	released, err := c.alloc.ReleaseUnless(keep, c.cfg.Grace)
+	for k := range c.missingSince {
+		if !seen[k] {
+			delete(c.missingSince, k)
+		}
+	}
+	for _, k := range released {
+		delete(c.missingSince, k)
+	}
+	c.cfg.Metrics.GCReleased(metrics.ReasonPodGone, len(released))
+	if len(released) > 0 {
+		c.cfg.Log.Info("Released allocations of pods that are gone", "count", len(released))
+	}
+	return err
+}
+
+// recoveredAndGone reports whether r was rebuilt from a host route and its
+// veth no longer exists (its pod was deleted while the state was lost).
+func (c *Collector) recoveredAndGone(r store.Record) bool {
+	if !strings.HasPrefix(r.ContainerID, RecoveredPrefix) || c.cfg.LinkExists == nil {
+		return false
+	}
+	ok, err := c.cfg.LinkExists(vethOf(r))
+	return err == nil && !ok
+}
+
+// ReconcileAtStart releases, before the agent serves, every allocation whose
+// host veth is gone and whose pod is not in the API: the pod was deleted
+// while the agent was down and its DEL never reached us. It does not wait
+// for a grace period because no ADD can be in flight yet.
+func (c *Collector) ReconcileAtStart(ctx context.Context) error {
+	if c.cfg.LinkExists == nil {
+		return nil
+	}
+	pods, err := c.cfg.Pods(ctx)
+	if err != nil {
+		return fmt.Errorf("reconcile allocations at start: %w", err)
+	}
+	var checkErrs []error
+	keep := func(r store.Record) bool {
+		if r.PodName != "" && pods[r.PodNamespace+"/"+r.PodName] {
+			return true
+		}
+		exists, err := c.cfg.LinkExists(vethOf(r))
+		if err != nil {
+			checkErrs = append(checkErrs, err)
+			return true
+		}
+		return exists
+	}
+	released, err := c.alloc.ReleaseUnless(keep, 0)
+	c.cfg.Metrics.GCReleased(metrics.ReasonStartup, len(released))
+	if len(released) > 0 {
+		c.cfg.Log.Info("Released allocations whose veth and pod are gone", "count", len(released))
+	}
+	if err != nil {
+		return fmt.Errorf("reconcile allocations at start: %w", err)
+	}
+	if len(checkErrs) > 0 {
+		return fmt.Errorf("reconcile allocations at start: check host veths: %w", checkErrs[0])
+	}
+	return nil
+}
+
+// Run calls RunOnce every interval until ctx ends, logging failures.
+func (c *Collector) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.RunOnce(ctx); err != nil {
+			c.cfg.Log.Error(err, "Failed to garbage-collect allocations")
+		}
+	}
+}

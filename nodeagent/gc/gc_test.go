@@ -1,0 +1,142 @@
+package gc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nicpool/nicpool/internal/pool"
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
+	"github.com/nicpool/nicpool/nodeagent/ipam"
+	"github.com/nicpool/nicpool/nodeagent/store"
+	"github.com/nicpool/nicpool/nodeagent/vethname"
+)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func setup(t *testing.T, clk *clock, pods ...string) *ipam.Allocator {
+	t.Helper()
+	a := ipam.New(store.NewMemStore(), ipam.Config{Policy: pool.Config{BatchSize: 1, MaxIPs: 250}, Now: clk.Now})
+	a.UpdatePool(ipam.PoolState{Found: true, IPs: []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}})
+	for _, p := range pods {
+		att := agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{ContainerID: "c-" + p, IfName: "eth0"}, PodNamespace: "ns", PodName: p}
+		if p == "" {
+			att = agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{ContainerID: "c-anon", IfName: "eth0"}}
+		}
+		if _, err := a.Allocate(context.Background(), att); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a
+}
+
+func held(a *ipam.Allocator) map[string]bool {
+	out := map[string]bool{}
+	for _, r := range a.Records() {
+		out[r.ContainerID] = true
+	}
+	return out
+}
+
+func TestPodGCWaitsForTheGracePeriod(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := setup(t, clk, "alive", "gone", "")
+	podsNow := map[string]bool{"ns/alive": true}
+	c := New(a, Config{Grace: time.Minute, Now: clk.Now, Pods: func(context.Context) (map[string]bool, error) { return podsNow, nil }})
+
+	steps := []struct {
+		name    string
+		advance time.Duration
+		want    []string
+	}{
+		{"first sight of a missing pod starts the grace period", 0, []string{"c-alive", "c-gone", "c-anon"}},
+		{"still within the grace period", 30 * time.Second, []string{"c-alive", "c-gone", "c-anon"}},
+		{"after the grace period the allocation goes", 31 * time.Second, []string{"c-alive", "c-anon"}},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			clk.Advance(s.advance)
+			if err := c.RunOnce(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			h := held(a)
+			if len(h) != len(s.want) {
+				t.Errorf("held %v, want %v", h, s.want)
+			}
+			for _, w := range s.want {
+				if !h[w] {
+					t.Errorf("%s was released, want it kept (held %v)", w, h)
+				}
+			}
+		})
+	}
+}
+
+func TestPodGCForgetsAPodThatCameBack(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := setup(t, clk, "flaky")
+	podsNow := map[string]bool{}
+	c := New(a, Config{Grace: time.Minute, Now: clk.Now, Pods: func(context.Context) (map[string]bool, error) { return podsNow, nil }})
+	clk.Advance(2 * time.Minute)
+	_ = c.RunOnce(context.Background()) // missing: starts the clock
+	podsNow["ns/flaky"] = true
+	clk.Advance(50 * time.Second)
+	_ = c.RunOnce(context.Background()) // back: clock reset
+	delete(podsNow, "ns/flaky")
+	clk.Advance(50 * time.Second)
+	_ = c.RunOnce(context.Background()) // missing again: new clock
+	if !held(a)["c-flaky"] {
+		t.Errorf("released although the pod was missing for less than the grace period at a stretch")
+	}
+}
+
+func TestReconcileAtStart(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := setup(t, clk, "pod-and-veth", "veth-only", "pod-only", "neither")
+	veths := map[string]bool{
+		vethname.VethName("c-pod-and-veth", "eth0"): true,
+		vethname.VethName("c-veth-only", "eth0"):    true,
+	}
+	pods := map[string]bool{"ns/pod-and-veth": true, "ns/pod-only": true}
+	c := New(a, Config{
+		Now:        clk.Now,
+		Pods:       func(context.Context) (map[string]bool, error) { return pods, nil },
+		LinkExists: func(name string) (bool, error) { return veths[name], nil },
+	})
+	if err := c.ReconcileAtStart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := held(a)
+	for id, want := range map[string]bool{"c-pod-and-veth": true, "c-veth-only": true, "c-pod-only": true, "c-neither": false} {
+		if h[id] != want {
+			t.Errorf("%s held = %v, want %v", id, h[id], want)
+		}
+	}
+}
+
+func TestReconcileKeepsAllocationsWhenTheVethCheckFails(t *testing.T) {
+	clk := &clock{now: time.Now()}
+	a := setup(t, clk, "x")
+	c := New(a, Config{
+		Pods:       func(context.Context) (map[string]bool, error) { return map[string]bool{}, nil },
+		LinkExists: func(string) (bool, error) { return false, fmt.Errorf("netlink is broken") },
+	})
+	if err := c.ReconcileAtStart(context.Background()); err == nil {
+		t.Errorf("no error although the veth check failed")
+	}
+	if !held(a)["c-x"] {
+		t.Errorf("released an allocation whose veth could not be checked")
+	}
+}

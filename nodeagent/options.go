@@ -1,0 +1,126 @@
+// Package nodeagent runs nicpool's node agent: options, and the wiring of
+// the store, allocator, pool sync, socket server, GC, SNAT and CNI install.
+package nodeagent
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/nicpool/nicpool/internal/pool"
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
+	"github.com/nicpool/nicpool/nodeagent/gc"
+	"github.com/nicpool/nicpool/nodeagent/ipam"
+)
+
+// Options are the agent's command-line settings.
+type Options struct {
+	NodeName           string
+	Kubeconfig         string
+	SocketPath         string
+	StateDir           string
+	ResetState         bool
+	Policy             pool.Config
+	AllocTimeout       time.Duration
+	GCGrace            time.Duration
+	CNIGCMinAge        time.Duration
+	NonMasqueradeCIDRs []string
+	SNATInterval       time.Duration
+	CNIBinDir          string
+	CNIConfDir         string
+	CNIConfFileName    string
+	CNIBinary          string
+	MTU                int
+	MetricsAddr        string
+	IntrospectionAddr  string
+	Uninstall          bool
+	ShowVersion        bool
+}
+
+// DefaultOptions returns the defaults the flags start from.
+func DefaultOptions() Options {
+	return Options{
+		NodeName:          os.Getenv("NODE_NAME"),
+		SocketPath:        agentapi.DefaultSocketPath,
+		StateDir:          "/var/lib/nicpool",
+		Policy:            pool.DefaultConfig(),
+		AllocTimeout:      ipam.DefaultAllocTimeout,
+		GCGrace:           gc.DefaultGrace,
+		CNIGCMinAge:       10 * time.Second,
+		SNATInterval:      30 * time.Second,
+		CNIBinDir:         "/opt/cni/bin",
+		CNIConfDir:        "/etc/cni/net.d",
+		CNIConfFileName:   "10-nicpool.conflist",
+		CNIBinary:         "/usr/local/bin/nicpool",
+		MTU:               1500,
+		MetricsAddr:       ":9100",
+		IntrospectionAddr: "127.0.0.1:9101",
+	}
+}
+
+// BindFlags registers the options on fs.
+func (o *Options) BindFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "name of this node and of its NodeIPPool (default $NODE_NAME)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file; in-cluster config when empty")
+	fs.StringVar(&o.SocketPath, "socket", o.SocketPath, "unix socket the CNI plugin talks to")
+	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "directory of the allocation record (0700)")
+	fs.BoolVar(&o.ResetState, "reset-state", false, "move a corrupt allocation record aside and rebuild it from the host's pod routes")
+	fs.IntVar(&o.Policy.WarmIPTarget, "warm-ip-target", o.Policy.WarmIPTarget, "free IPs to keep beyond those in use")
+	fs.IntVar(&o.Policy.MinIPTarget, "min-ip-target", o.Policy.MinIPTarget, "IPs the node keeps even when idle")
+	fs.IntVar(&o.Policy.BatchSize, "batch-size", o.Policy.BatchSize, "requests are multiples of this")
+	fs.IntVar(&o.Policy.MaxIPs, "max-ips", o.Policy.MaxIPs, fmt.Sprintf("most IPs the node asks for (at most %d)", pool.MaxIPsPerNode))
+	fs.DurationVar(&o.Policy.ReleaseCooldown, "release-cooldown", o.Policy.ReleaseCooldown, "how long an IP stays idle (and how long after a scale-up) before it is given back")
+	fs.DurationVar(&o.AllocTimeout, "alloc-timeout", o.AllocTimeout, "how long an allocation waits for the pool to grow before answering try-again-later")
+	fs.DurationVar(&o.GCGrace, "gc-grace", o.GCGrace, "how long a pod must be missing before its IP is released")
+	fs.DurationVar(&o.CNIGCMinAge, "cni-gc-min-age", o.CNIGCMinAge, "allocations younger than this survive the runtime's CNI GC (their ADD may be in flight)")
+	fs.StringSliceVar(&o.NonMasqueradeCIDRs, "non-masquerade-cidrs", o.NonMasqueradeCIDRs, "destinations reached without SNAT besides the VNet (peered VNets, on-premises)")
+	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "host directory of CNI binaries")
+	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", o.CNIConfDir, "host directory of CNI configuration")
+	fs.StringVar(&o.CNIBinary, "cni-binary", o.CNIBinary, "the nicpool CNI plugin inside the image, copied to --cni-bin-dir")
+	fs.IntVar(&o.MTU, "mtu", o.MTU, "MTU of pod interfaces")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "address of the Prometheus /metrics endpoint; empty disables it")
+	fs.StringVar(&o.IntrospectionAddr, "introspection-addr", o.IntrospectionAddr, "localhost address of the read-only introspection endpoint; empty disables it")
+	fs.BoolVar(&o.Uninstall, "uninstall", false, "withdraw the CNI configuration, remove the SNAT chain and exit")
+	fs.BoolVar(&o.ShowVersion, "version", false, "print the version and exit")
+}
+
+// Validate reports every invalid option.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.NodeName == "" {
+		errs = append(errs, errors.New("--node-name (or $NODE_NAME) is required"))
+	}
+	if err := o.Policy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	for name, d := range map[string]time.Duration{"--alloc-timeout": o.AllocTimeout, "--gc-grace": o.GCGrace} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %s must be positive", name, d))
+		}
+	}
+	if o.CNIGCMinAge < 0 {
+		errs = append(errs, fmt.Errorf("--cni-gc-min-age %s must not be negative", o.CNIGCMinAge))
+	}
+	for _, c := range o.NonMasqueradeCIDRs {
+		if p, err := netip.ParsePrefix(c); err != nil || !p.Addr().Is4() {
+			errs = append(errs, fmt.Errorf("--non-masquerade-cidrs: %q is not an IPv4 CIDR", c))
+		}
+	}
+	for name, p := range map[string]string{"--socket": o.SocketPath, "--state-dir": o.StateDir, "--cni-bin-dir": o.CNIBinDir, "--cni-conf-dir": o.CNIConfDir, "--cni-binary": o.CNIBinary} {
+		if !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("%s %q must be an absolute path", name, p))
+		}
+	}
+	if len(o.SocketPath) > 107 {
+		errs = append(errs, fmt.Errorf("--socket %q is longer than a unix socket path may be (107 bytes)", o.SocketPath))
+	}
+	if o.MTU < 576 || o.MTU > 9000 {
+		errs = append(errs, fmt.Errorf("--mtu %d must be between 576 and 9000", o.MTU))
+	}
+	return errors.Join(errs...)
+}
