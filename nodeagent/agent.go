@@ -10,10 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/nicpool/nicpool/internal/testenv"
+	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 	"github.com/nicpool/nicpool/nodeagent/gc"
 	"github.com/nicpool/nicpool/nodeagent/ipam"
 	"github.com/nicpool/nicpool/nodeagent/metrics"
@@ -63,7 +65,10 @@ func Run(ctx context.Context, o Options, d Deps) error {
 	m := metrics.New(d.Registry, func() metrics.Snapshot { return alloc.Snapshot() })
 	alloc = ipam.New(st, ipam.Config{Policy: o.Policy, AllocTimeout: o.AllocTimeout, Metrics: m})
 
-	scheme := testenv.Scheme()
+	scheme := runtime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), nicpoolv1.AddToScheme(scheme)); err != nil {
+		return fmt.Errorf("build scheme: %w", err)
+	}
 	c, err := poolsync.NewCache(d.RestConfig, scheme, o.NodeName)
 	if err != nil {
 		return err

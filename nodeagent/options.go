@@ -57,7 +57,6 @@ func DefaultOptions() Options {
 		CNIConfDir:        "/etc/cni/net.d",
 		CNIConfFileName:   "10-nicpool.conflist",
 		CNIBinary:         "/usr/local/bin/nicpool",
-		MTU:               1500,
 		MetricsAddr:       ":9100",
 		IntrospectionAddr: "127.0.0.1:9101",
 	}
@@ -82,7 +81,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "host directory of CNI binaries")
 	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", o.CNIConfDir, "host directory of CNI configuration")
 	fs.StringVar(&o.CNIBinary, "cni-binary", o.CNIBinary, "the nicpool CNI plugin inside the image, copied to --cni-bin-dir")
-	fs.IntVar(&o.MTU, "mtu", o.MTU, "MTU of pod interfaces")
+	fs.IntVar(&o.MTU, "mtu", o.MTU, "MTU of pod interfaces; 0 lets the plugin use the node's primary interface MTU")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "address of the Prometheus /metrics endpoint; empty disables it")
 	fs.StringVar(&o.IntrospectionAddr, "introspection-addr", o.IntrospectionAddr, "localhost address of the read-only introspection endpoint; empty disables it")
 	fs.BoolVar(&o.Uninstall, "uninstall", false, "withdraw the CNI configuration, remove the SNAT chain and exit")
@@ -119,8 +118,8 @@ func (o *Options) Validate() error {
 	if len(o.SocketPath) > 107 {
 		errs = append(errs, fmt.Errorf("--socket %q is longer than a unix socket path may be (107 bytes)", o.SocketPath))
 	}
-	if o.MTU < 576 || o.MTU > 9000 {
-		errs = append(errs, fmt.Errorf("--mtu %d must be between 576 and 9000", o.MTU))
+	if o.MTU != 0 && (o.MTU < 576 || o.MTU > 9000) {
+		errs = append(errs, fmt.Errorf("--mtu %d must be 0 (automatic) or between 576 and 9000", o.MTU))
 	}
 	return errors.Join(errs...)
 }

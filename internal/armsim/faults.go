@@ -30,6 +30,9 @@ type faultState struct {
 	latency map[Op]time.Duration
 	fail    map[Op]*failSpec
 	hang    bool
+	// failOps accepted PUT operations still to end Failed with failOpsCode.
+	failOps     int
+	failOpsCode string
 }
 
 func newFaultState() faultState {
@@ -76,6 +79,18 @@ func (s *Server) HangLRO(hang bool) {
 			s.scheduleLocked(op)
 		}
 	}
+}
+
+// FailNextOperations makes the next n accepted NIC PUT operations end Failed with code
+// (default InternalServerError): the poller reports the error and the NIC's
+// provisioningState becomes Failed, its requested IP configurations left in place.
+func (s *Server) FailNextOperations(n int, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code == "" {
+		code = CodeInternalServerError
+	}
+	s.faults.failOps, s.faults.failOpsCode = max(0, n), code
 }
 
 // injectedLocked consumes one injected failure for op, if any. Requires s.mu.

@@ -187,3 +187,35 @@ func TestWaitForChange(t *testing.T) {
 		}
 	}
 }
+
+func TestFailNextOperations(t *testing.T) {
+	e := startEnv(t, armsim.Options{})
+	ctx := ctxT(t)
+	got, err := e.nics.Get(ctx, testRG, "vm-0-nic", nil)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	e.srv.FailNextOperations(1, "")
+	p, err := e.nics.BeginCreateOrUpdate(ctx, testRG, "vm-0-nic", got.Interface, nil)
+	if err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	_, err = p.PollUntilDone(ctx, fastPoll)
+	if _, code := errCode(t, err); code != armsim.CodeInternalServerError {
+		t.Fatalf("failed operation code = %s, want %s", code, armsim.CodeInternalServerError)
+	}
+	after, err := e.nics.Get(ctx, testRG, "vm-0-nic", nil)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if *after.Properties.ProvisioningState != "Failed" {
+		t.Errorf("state after failed operation = %s, want Failed", *after.Properties.ProvisioningState)
+	}
+	p, err = e.nics.BeginCreateOrUpdate(ctx, testRG, "vm-0-nic", after.Interface, nil)
+	if err != nil {
+		t.Fatalf("put after failure: %v", err)
+	}
+	if _, err := p.PollUntilDone(ctx, fastPoll); err != nil {
+		t.Fatalf("second operation should succeed: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package armsim_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -72,8 +73,20 @@ func itoa(i int) string {
 func errCode(t *testing.T, err error) (int, string) {
 	t.Helper()
 	var re *azcore.ResponseError
-	if !asResponseError(err, &re) {
+	if !errors.As(err, &re) {
 		t.Fatalf("want *azcore.ResponseError, got %v", err)
 	}
 	return re.StatusCode, re.ErrorCode
+}
+
+func mustResponseError(t interface {
+	Helper()
+	Fatalf(string, ...any)
+}, err error) *azcore.ResponseError {
+	t.Helper()
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		t.Fatalf("want *azcore.ResponseError, got %v", err)
+	}
+	return re
 }

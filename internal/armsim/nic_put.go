@@ -59,6 +59,7 @@ func (s *Server) putNIC(w http.ResponseWriter, r *http.Request, p params) *armEr
 	s.bumpLocked()
 	w.Header().Set("Azure-AsyncOperation", s.asyncURL(r, op))
 	setPollHint(w, op)
+	w.Header().Set("ETag", n.etag)
 	status := http.StatusOK
 	if existing == nil {
 		status = http.StatusCreated

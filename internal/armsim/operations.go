@@ -16,10 +16,11 @@ const hungPollHint = 200 * time.Millisecond
 
 // asyncStatus is the Azure-AsyncOperation status body.
 type asyncStatus struct {
-	Name      string `json:"name"`
-	Status    string `json:"status"`
-	StartTime string `json:"startTime"`
-	EndTime   string `json:"endTime,omitempty"`
+	Name      string       `json:"name"`
+	Status    string       `json:"status"`
+	StartTime string       `json:"startTime"`
+	EndTime   string       `json:"endTime,omitempty"`
+	Error     *errorDetail `json:"error,omitempty"`
 }
 
 // newOperationLocked registers a PUT operation on n and schedules its completion. Requires s.mu.
@@ -31,6 +32,10 @@ func (s *Server) newOperationLocked(n *nic) *operation {
 		}
 	}
 	op := &operation{id: newUUID(), nicKey: key(n.rg, n.name), status: opInProgress, created: now}
+	if s.faults.failOps > 0 {
+		s.faults.failOps--
+		op.failCode = s.faults.failOpsCode
+	}
 	s.ops[op.id] = op
 	n.op = op
 	if !s.faults.hang {
@@ -48,7 +53,8 @@ func (s *Server) scheduleLocked(op *operation) {
 	op.timer = time.AfterFunc(s.opts.PutLatency, func() { s.completeOp(op.id) })
 }
 
-// completeOp marks an operation Succeeded and its NIC provisioned; the etag changes with it.
+// completeOp ends an operation (Succeeded, or Failed when a failure was injected) and moves
+// its NIC to the same provisioning state; the etag changes with it.
 func (s *Server) completeOp(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -56,12 +62,16 @@ func (s *Server) completeOp(id string) {
 	if op == nil || op.status != opInProgress || s.closed {
 		return
 	}
+	state := stateSucceeded
 	op.status = opSucceeded
+	if op.failCode != "" {
+		op.status, state = opFailed, stateFailed
+	}
 	if n := s.nics[op.nicKey]; n != nil && n.op == op {
 		n.op = nil
-		n.state = stateSucceeded
+		n.state = state
 		for _, c := range n.configs {
-			c.state = stateSucceeded
+			c.state = state
 		}
 		n.etag = newEtag()
 	}
@@ -93,9 +103,13 @@ func (s *Server) pollOperation(w http.ResponseWriter, _ *http.Request, p params)
 		return errorf(http.StatusNotFound, CodeNotFound, "Operation %s not found.", p.opID)
 	}
 	body := asyncStatus{Name: op.id, Status: op.status, StartTime: op.created.UTC().Format(time.RFC3339Nano)}
-	if op.status == opInProgress {
+	switch op.status {
+	case opInProgress:
 		setPollHint(w, op)
-	} else {
+	case opFailed:
+		body.Error = &errorDetail{Code: op.failCode, Message: "injected failure of the network interface operation", Details: []errorDetail{}}
+		fallthrough
+	default:
 		body.EndTime = op.due.UTC().Format(time.RFC3339Nano)
 	}
 	s.mu.Unlock()

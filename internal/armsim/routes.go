@@ -2,6 +2,7 @@ package armsim
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -91,7 +92,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
 	rec.Header().Set("x-ms-request-id", newUUID())
-	rt, aerr := s.prepare(r)
+	rt, aerr := s.prepare(rec, r)
 	if aerr == nil {
 		aerr = rt.handle(rec, r, rt.p)
 	}
@@ -108,7 +109,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // prepare runs every check that precedes the handler and returns the route to run.
 // A non-nil route with an error is still counted in Stats under its operation.
-func (s *Server) prepare(r *http.Request) (*route, *armError) {
+func (s *Server) prepare(w http.ResponseWriter, r *http.Request) (*route, *armError) {
 	auth := r.Header.Get("Authorization")
 	if len(auth) <= len("Bearer ") || !strings.EqualFold(auth[:len("Bearer ")], "Bearer ") {
 		return nil, errorf(http.StatusUnauthorized, CodeAuthenticationFailed, "authentication failed: the Authorization header is missing or is not a bearer token")
@@ -121,9 +122,17 @@ func (s *Server) prepare(r *http.Request) (*route, *armError) {
 		return rt, errorf(http.StatusBadRequest, CodeMissingAPIVersion, "the api-version query parameter (?api-version=) is required for all requests")
 	}
 	s.mu.Lock()
-	aerr = s.throttleLocked(rt.p.sub, rt.write)
+	remaining, aerr := s.throttleLocked(rt.p.sub, rt.write)
 	delay := s.faults.latency[rt.op]
 	s.mu.Unlock()
+	if remaining >= 0 {
+		// ARM reports the tokens left so clients can pace themselves.
+		hdr := "x-ms-ratelimit-remaining-subscription-reads"
+		if rt.write {
+			hdr = "x-ms-ratelimit-remaining-subscription-writes"
+		}
+		w.Header().Set(hdr, strconv.Itoa(remaining))
+	}
 	if aerr != nil {
 		return rt, aerr
 	}

@@ -1,6 +1,3 @@
-// Package armsim is an ARM REST emulator for the Microsoft.Network resources nicpool
-// touches (virtual networks, subnets, network interfaces), served over HTTPS so that the
-// real armnetwork client and azcore pipeline run against it unchanged.
 package armsim
 
 import (

@@ -11,8 +11,10 @@ import (
 const (
 	stateSucceeded = "Succeeded"
 	stateUpdating  = "Updating"
+	stateFailed    = "Failed"
 	opInProgress   = "InProgress"
 	opSucceeded    = "Succeeded"
+	opFailed       = "Failed"
 )
 
 // nic is a network interface. Guarded by Server.mu.
@@ -48,6 +50,8 @@ type operation struct {
 	created time.Time
 	due     time.Time // zero while hung
 	timer   *time.Timer
+	// failCode, when set, makes the operation end Failed with this error code.
+	failCode string
 }
 
 func (n *nic) configID(name string) string { return n.id + "/ipConfigurations/" + name }

@@ -60,11 +60,12 @@ func (b *bucket) take(now time.Time) (ok bool, retryAfter int, remaining int) {
 	return false, max(1, int(math.Ceil(wait))), 0
 }
 
-// throttleLocked charges one request to the subscription's bucket. Requires s.mu.
-func (s *Server) throttleLocked(sub string, write bool) *armError {
+// throttleLocked charges one request to the subscription's bucket and reports the tokens
+// left (-1 when throttling is disabled). Requires s.mu.
+func (s *Server) throttleLocked(sub string, write bool) (int, *armError) {
 	t := s.opts.Throttle
 	if t.Disabled {
-		return nil
+		return -1, nil
 	}
 	bp := s.throttles[lower(sub)]
 	if bp == nil {
@@ -78,13 +79,13 @@ func (s *Server) throttleLocked(sub string, write bool) *armError {
 	if write {
 		b, kind = bp.writes, "write"
 	}
-	ok, after, _ := b.take(time.Now())
+	ok, after, remaining := b.take(time.Now())
 	if ok {
-		return nil
+		return remaining, nil
 	}
 	e := errorf(429, CodeThrottled,
 		"Number of '%s' requests for subscription '%s' actor 'armsim' exceeded. Please try again after '%d' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
 		kind, sub, after)
 	e.retryAfter = after
-	return e
+	return 0, e
 }

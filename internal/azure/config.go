@@ -60,7 +60,8 @@ type Config struct {
 	CACertFile string
 	// Auth selects the credential; empty means AuthDefault.
 	Auth AuthMode
-	// ClientID is the user-assigned managed identity / workload identity client ID.
+	// ClientID is the user-assigned managed identity / workload identity client ID. With
+	// AuthDefault the credential reads AZURE_CLIENT_ID from the environment instead.
 	ClientID string
 	// TenantID is the Entra tenant for workload identity and the default credential.
 	TenantID string
@@ -76,7 +77,10 @@ type Config struct {
 	LROTimeout time.Duration
 	// LROPollInterval is how often a running PUT is polled (default and minimum 1s).
 	LROPollInterval time.Duration
-	// Observer, if set, is called once per ARM HTTP call (for metrics).
+	// Observer, if set, is called once per ARM HTTP attempt (retries and LRO polls included;
+	// calls refused by the client-side limiter are not sent and not observed) with op one of
+	// GetNIC, PutNIC, ListNICs, GetSubnet, GetVNet, PollOperation (else "Other"+method), the
+	// HTTP status (0 on transport error) and the duration. It must be safe for concurrent use.
 	Observer func(op string, statusCode int, d time.Duration)
 	// ClientOptions, if set, is the base for the pipeline options (tests: transport, cloud).
 	ClientOptions *arm.ClientOptions

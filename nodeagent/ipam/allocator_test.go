@@ -228,3 +228,31 @@ func TestValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestSameIPAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	st, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(st, Config{Policy: policy})
+	a.UpdatePool(PoolState{Found: true, IPs: ips(0, 5)})
+	first, err := a.Allocate(context.Background(), att(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(st2, Config{Policy: policy})
+	b.UpdatePool(PoolState{Found: true, IPs: ips(0, 5)})
+	again, err := b.Allocate(context.Background(), att(1))
+	if err != nil || again.IP != first.IP {
+		t.Errorf("after a restart the same key got %v, %v; want %s", again, err, first.IP)
+	}
+	other, err := b.Allocate(context.Background(), att(2))
+	if err != nil || other.IP == first.IP {
+		t.Errorf("after a restart another key got %v, %v; the restored IP %s must stay taken", other, err, first.IP)
+	}
+}

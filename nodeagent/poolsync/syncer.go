@@ -68,7 +68,7 @@ func (s *Syncer) kick() {
 // Run watches the pool and writes the spec until ctx ends. The cache must be
 // started by the caller; Run waits for it to sync.
 func (s *Syncer) Run(ctx context.Context) error {
-	inf, err := s.cfg.Cache.GetInformer(ctx, &nicpoolv1.NodeIPPool{})
+	inf, err := s.cfg.Cache.GetInformer(ctx, &nicpoolv1.NodeIPPool{}, cache.BlockUntilSynced(false))
 	if err != nil {
 		return fmt.Errorf("get NodeIPPool informer: %w", err)
 	}
@@ -82,6 +82,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}
 	defer func() { _ = inf.RemoveEventHandler(reg) }()
 	if !s.cfg.Cache.WaitForCacheSync(ctx) {
+		if ctx.Err() != nil {
+			return nil // shut down before the first sync
+		}
 		return fmt.Errorf("wait for the NodeIPPool and pod caches to sync: %w", ctx.Err())
 	}
 	ticker := time.NewTicker(s.cfg.Resync)
@@ -150,8 +153,8 @@ func (s *Syncer) SyncOnce(ctx context.Context) error {
 // StateOf converts a NodeIPPool to what the allocator needs.
 func StateOf(np *nicpoolv1.NodeIPPool) ipam.PoolState {
 	st := ipam.PoolState{
-		Found:            true,
-		Requested:        int(np.Spec.RequestedIPCount),
+		Found:      true,
+		Requested:  int(np.Spec.RequestedIPCount),
 		SubnetCIDR: string(np.Status.SubnetCIDR),
 		PrimaryIP:  string(np.Status.PrimaryIP),
 	}

@@ -3,6 +3,7 @@ package snat
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -19,7 +20,11 @@ type stepIPT struct {
 	IPTables
 	mutations int
 	failAt    int
-	check     func()
+	// check returns what is wrong with the state after a command; the
+	// first problem is kept in err. It must not call t.Fatal: it runs on
+	// the namespace's goroutine, not the test's.
+	check func() error
+	err   error
 }
 
 func (s *stepIPT) mutate(f func() error) error {
@@ -28,8 +33,8 @@ func (s *stepIPT) mutate(f func() error) error {
 		return errInjected
 	}
 	err := f()
-	if s.check != nil {
-		s.check()
+	if s.check != nil && s.err == nil {
+		s.err = s.check()
 	}
 	return err
 }
@@ -65,13 +70,12 @@ var (
 	foreignAfter  = []string{"-s", "172.18.0.0/16", "-j", "MASQUERADE"}
 )
 
-// assertComplete fails the test when a chain reachable from POSTROUTING is
-// neither one of the allowed rule sets: what a packet could see mid-update.
-func assertComplete(t *testing.T, ipt IPTables, allowed ...*Manager) {
-	t.Helper()
+// checkComplete returns an error when a chain reachable from POSTROUTING
+// holds none of the allowed rule sets: what a packet could see mid-update.
+func checkComplete(ipt IPTables, allowed ...*Manager) error {
 	post, err := ipt.List(natTable, postrouting)
 	if err != nil {
-		t.Fatalf("list POSTROUTING: %v", err)
+		return fmt.Errorf("list POSTROUTING: %w", err)
 	}
 	for _, c := range []string{DefaultChainName, DefaultChainName + stagingSuffix} {
 		if !slices.Contains(post, jumpLine(c)) {
@@ -79,7 +83,7 @@ func assertComplete(t *testing.T, ipt IPTables, allowed ...*Manager) {
 		}
 		lines, err := ipt.List(natTable, c)
 		if err != nil {
-			t.Fatalf("list %s: %v", c, err)
+			return fmt.Errorf("list %s: %w", c, err)
 		}
 		got := slices.DeleteFunc(lines, func(l string) bool { return !strings.HasPrefix(l, "-A ") })
 		ok := false
@@ -87,28 +91,29 @@ func assertComplete(t *testing.T, ipt IPTables, allowed ...*Manager) {
 			ok = ok || slices.Equal(got, m.wantLines(c))
 		}
 		if !ok {
-			t.Fatalf("chain %s is reachable with a partial rule set: %q", c, got)
+			return fmt.Errorf("chain %s is reachable with a partial rule set: %q", c, got)
 		}
 	}
+	return nil
 }
 
-// assertFinal checks the state a successful Sync of m leaves.
-// wantPost is POSTROUTING's expected content.
-func assertFinal(t *testing.T, ipt IPTables, m *Manager, wantPost []string) {
-	t.Helper()
+// checkFinal checks the state a successful Sync of m leaves; wantPost is
+// POSTROUTING's expected content.
+func checkFinal(ipt IPTables, m *Manager, wantPost []string) error {
 	if ok, err := m.chainMatches(DefaultChainName); err != nil || !ok {
-		t.Fatalf("chain does not hold the wanted rules (err %v)", err)
+		return fmt.Errorf("chain does not hold the wanted rules (err %v)", err)
 	}
 	post, err := ipt.List(natTable, postrouting)
 	if err != nil {
-		t.Fatalf("list POSTROUTING: %v", err)
+		return fmt.Errorf("list POSTROUTING: %w", err)
 	}
 	if !slices.Equal(post, wantPost) {
-		t.Fatalf("POSTROUTING:\n got %q\nwant %q", post, wantPost)
+		return fmt.Errorf("POSTROUTING:\n got %q\nwant %q", post, wantPost)
 	}
 	if ok, err := ipt.ChainExists(natTable, DefaultChainName+stagingSuffix); err != nil || ok {
-		t.Fatalf("staging chain exists = %v (err %v), want it gone", ok, err)
+		return fmt.Errorf("staging chain exists = %v (err %v), want it gone", ok, err)
 	}
+	return nil
 }
 
 // TestSyncCrashAtEveryStep fails each iptables command of a Sync in turn,
@@ -120,7 +125,8 @@ func TestSyncCrashAtEveryStep(t *testing.T) {
 		before *Config
 	}{{"first install", nil}, {"config change", &cfgOld}} {
 		t.Run(tt.name, func(t *testing.T) {
-			for failAt := 1; ; failAt++ {
+			// A Sync runs a few dozen commands; the bound stops a runaway.
+			for failAt := 1; failAt < 200; failAt++ {
 				if done := crashAt(t, tt.before, failAt); done {
 					if failAt < 3 {
 						t.Fatalf("sync finished after %d commands; the wrapper sees nothing", failAt-1)
@@ -128,6 +134,7 @@ func TestSyncCrashAtEveryStep(t *testing.T) {
 					return
 				}
 			}
+			t.Fatal("sync never finished")
 		})
 	}
 }
@@ -169,22 +176,27 @@ func crashAt(t *testing.T, before *Config, failAt int) (done bool) {
 			return err
 		}
 		allowed = append(allowed, m)
-		step.check = func() { assertComplete(t, real, allowed...) }
+		step.check = func() error { return checkComplete(real, allowed...) }
 		err = m.Sync(ctx)
 		done = step.mutations < failAt
 		if done != (err == nil) || (err != nil && !errors.Is(err, errInjected)) {
-			t.Fatalf("failAt %d: Sync() = %v after %d commands", failAt, err, step.mutations)
+			return fmt.Errorf("failAt %d: Sync() = %v after %d commands", failAt, err, step.mutations)
 		}
 		step.failAt = 0
 		if err := m.Sync(ctx); err != nil {
-			t.Fatalf("failAt %d: Sync after the crash: %v", failAt, err)
+			return fmt.Errorf("failAt %d: Sync after the crash: %w", failAt, err)
+		}
+		if step.err != nil {
+			return fmt.Errorf("failAt %d: %w", failAt, step.err)
 		}
 		// The jump keeps its place when the configuration changes.
 		wantPost := []string{"-P POSTROUTING ACCEPT", listLine(postrouting, foreignBefore), listLine(postrouting, foreignAfter), jumpLine(DefaultChainName)}
 		if before != nil {
 			wantPost[2], wantPost[3] = wantPost[3], wantPost[2]
 		}
-		assertFinal(t, real, m, wantPost)
+		if err := checkFinal(real, m, wantPost); err != nil {
+			return fmt.Errorf("failAt %d: %w", failAt, err)
+		}
 		return nil
 	})
 	return done

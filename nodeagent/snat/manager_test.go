@@ -2,12 +2,15 @@ package snat
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/coreos/go-iptables/iptables"
 )
 
 // syncNS builds a Manager inside netns (so go-iptables probes the same
@@ -104,4 +107,101 @@ func countLines(lines []string, want string) int {
 		}
 	}
 	return n
+}
+
+func TestSyncIsIdempotent(t *testing.T) {
+	netns := newTestNS(t)
+	inNS(t, netns, func() error {
+		real, err := iptables.New()
+		if err != nil {
+			return err
+		}
+		step := &stepIPT{IPTables: real}
+		cfg := cfgNew
+		cfg.IPTables = step
+		m, err := New(cfg)
+		if err != nil {
+			return err
+		}
+		if err := m.Sync(context.Background()); err != nil {
+			return err
+		}
+		first := step.mutations
+		for range 2 {
+			if err := m.Sync(context.Background()); err != nil {
+				return err
+			}
+		}
+		// Only the no-op delete of an absent staging chain may run again.
+		if again := step.mutations - first; again != 2 {
+			return fmt.Errorf("two more Syncs ran %d changing commands, want 2 (the staging-chain cleanup)", again)
+		}
+		return checkFinal(real, m, []string{"-P POSTROUTING ACCEPT", jumpLine(DefaultChainName)})
+	})
+}
+
+func TestCleanup(t *testing.T) {
+	netns := newTestNS(t)
+	inNS(t, netns, func() error {
+		real, err := iptables.New()
+		if err != nil {
+			return err
+		}
+		if err := real.Append(natTable, postrouting, foreignBefore...); err != nil {
+			return err
+		}
+		cfg := cfgOld
+		cfg.IPTables = real
+		m, err := New(cfg)
+		if err != nil {
+			return err
+		}
+		// Cleanup before anything exists, after a Sync, and again.
+		for i, sync := range []bool{false, true, false} {
+			if sync {
+				if err := m.Sync(context.Background()); err != nil {
+					return err
+				}
+				// A leftover staging chain and jump, as a crash leaves them.
+				if err := real.ClearChain(natTable, m.rules.staging); err != nil {
+					return err
+				}
+				if err := real.Insert(natTable, postrouting, 1, jumpSpec(m.rules.staging)...); err != nil {
+					return err
+				}
+			}
+			if err := m.Cleanup(); err != nil {
+				return fmt.Errorf("cleanup %d: %w", i, err)
+			}
+			post, err := real.List(natTable, postrouting)
+			if err != nil {
+				return err
+			}
+			if want := []string{"-P POSTROUTING ACCEPT", listLine(postrouting, foreignBefore)}; !slices.Equal(post, want) {
+				return fmt.Errorf("cleanup %d: POSTROUTING = %q, want %q", i, post, want)
+			}
+			for _, c := range []string{m.rules.chain, m.rules.staging} {
+				if ok, err := real.ChainExists(natTable, c); err != nil || ok {
+					return fmt.Errorf("cleanup %d: chain %s exists = %v (err %v)", i, c, ok, err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func TestSyncHonoursContext(t *testing.T) {
+	netns := newTestNS(t)
+	inNS(t, netns, func() error {
+		m, err := New(cfgOld)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := m.Sync(ctx); !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("Sync(cancelled) = %v, want context.Canceled", err)
+		}
+		return nil
+	})
 }

@@ -1,0 +1,120 @@
+// Command nicpool-agent is nicpool's node agent (DaemonSet): it serves VNet
+// IPs of its node's NodeIPPool to the nicpool CNI plugin.
+package main
+
+import (
+	"context"
+	"errors"
+	goflag "flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2/textlogger"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/nicpool/nicpool/nodeagent"
+	"github.com/nicpool/nicpool/nodeagent/install"
+	"github.com/nicpool/nicpool/nodeagent/snat"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "nicpool-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	o := nodeagent.DefaultOptions()
+	fs := pflag.NewFlagSet("nicpool-agent", pflag.ContinueOnError)
+	o.BindFlags(fs)
+	logCfg := textlogger.NewConfig()
+	logCfg.AddFlags(goflag.CommandLine)
+	fs.AddGoFlagSet(goflag.CommandLine)
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if o.ShowVersion {
+		fmt.Println("nicpool-agent", version)
+		return nil
+	}
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("invalid options:\n%w", err)
+	}
+	log := textlogger.NewLogger(logCfg)
+	ctrllog.SetLogger(log)
+
+	inst, err := install.New(install.Config{
+		BinarySource: o.CNIBinary,
+		BinDir:       o.CNIBinDir,
+		ConfDir:      o.CNIConfDir,
+		ConfFileName: o.CNIConfFileName,
+		AgentSocket:  o.SocketPath,
+		MTU:          o.MTU,
+	})
+	if err != nil {
+		return fmt.Errorf("configure the cni installer: %w", err)
+	}
+	newSNAT := func(primaryIP string, nonMasq []string) (nodeagent.SNAT, error) {
+		return snat.New(snat.Config{ChainName: snat.DefaultChainName, PrimaryIP: primaryIP, NonMasqueradeCIDRs: nonMasq})
+	}
+	if o.Uninstall {
+		return uninstall(inst)
+	}
+
+	restCfg, err := restConfig(o.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return nodeagent.Run(ctx, o, nodeagent.Deps{
+		RestConfig: restCfg, NewSNAT: newSNAT, Installer: inst, Registry: reg, Log: log,
+	})
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		cfg, err := config.GetConfig()
+		if err != nil {
+			return nil, fmt.Errorf("load in-cluster config: %w", err)
+		}
+		return cfg, nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+	}
+	return cfg, nil
+}
+
+// uninstall withdraws the CNI configuration and removes the SNAT chain.
+func uninstall(inst *install.Installer) error {
+	var errs []error
+	if err := inst.Withdraw(); err != nil {
+		errs = append(errs, fmt.Errorf("withdraw cni configuration: %w", err))
+	}
+	// Cleanup needs no primary IP; a placeholder satisfies validation.
+	if m, err := snat.New(snat.Config{ChainName: snat.DefaultChainName, PrimaryIP: "192.0.2.1", NonMasqueradeCIDRs: []string{"192.0.2.0/24"}}); err != nil {
+		errs = append(errs, fmt.Errorf("prepare snat cleanup: %w", err))
+	} else if err := m.Cleanup(); err != nil {
+		errs = append(errs, fmt.Errorf("remove snat chain: %w", err))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,31 @@
+// Package armsim is an ARM REST emulator for the Microsoft.Network resources nicpool
+// touches (virtual networks, subnets, network interfaces), served over HTTPS on loopback
+// with a CA generated at start, so that the real armnetwork client and the azcore pipeline
+// (bearer tokens, retries, LRO pollers, etags) run against it unchanged.
+//
+// Routes (case-insensitive, api-version required but any value accepted, any bearer token):
+//
+//	GET    /subscriptions/S/resourceGroups/RG/providers/Microsoft.Network/networkInterfaces[?$skiptoken=N]
+//	GET    /subscriptions/S/providers/Microsoft.Network/networkInterfaces[?$skiptoken=N]
+//	GET|PUT|DELETE .../resourceGroups/RG/providers/Microsoft.Network/networkInterfaces/NAME
+//	GET    .../resourceGroups/RG/providers/Microsoft.Network/virtualNetworks/NAME[/subnets/NAME]
+//	GET    /subscriptions/S/providers/Microsoft.Network/locations/L/operations/ID  (Azure-AsyncOperation)
+//
+// Semantics, as Azure: a NIC PUT allocates addresses at once (Dynamic: lowest free address
+// of the subnet; Static: must be free and usable; the first four and the last address of a
+// subnet are reserved; addresses are unique across the VNet) and answers 201 (create) or
+// 200 (update) with provisioningState Updating and an Azure-AsyncOperation header; the
+// operation succeeds after Options.PutLatency. The etag changes when a PUT is accepted and
+// again when it completes. If-Match mismatch gives 412 PreconditionFailed; a PUT or DELETE
+// while a PUT is in flight gives 409 AnotherOperationInProgress; a full subnet gives 400
+// SubnetIsFull; more than MaxIPConfigsPerNIC configurations give 400
+// CodeTooManyIPConfigurations; removing or replacing the primary configuration gives 400
+// CodePrimaryIPConfigRequired. properties.virtualMachine is read-only and never changes.
+// Reads and writes spend per-subscription token buckets (429 SubscriptionRequestsThrottled
+// with Retry-After in seconds).
+//
+// Departures from Azure, on purpose: in-progress LRO responses also carry retry-after-ms
+// (azcore honours it before Retry-After) so pollers do not sleep whole seconds; DELETE is
+// synchronous and allowed on a NIC attached to a VM, so tests can make a NIC vanish; only
+// IPv4 is supported; a PUT that names no primary keeps the current primary.
+package armsim

@@ -1,0 +1,133 @@
+package nodeagent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
+	"github.com/nicpool/nicpool/internal/testenv"
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
+	"github.com/nicpool/nicpool/nodeagent/store"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+// fakeInstaller records what the agent asked of the CNI installer.
+type fakeInstaller struct {
+	mu        sync.Mutex
+	installed bool
+}
+
+func (f *fakeInstaller) Install() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.installed = true
+	return nil
+}
+func (f *fakeInstaller) Withdraw() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.installed = false
+	return nil
+}
+func (f *fakeInstaller) Installed() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.installed }
+
+// playOperator grants what the pool requests, 64 IPs per step, until ctx ends.
+func playOperator(ctx context.Context, t *testing.T, name string) {
+	for ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		var np nicpoolv1.NodeIPPool
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, &np); err != nil {
+			continue
+		}
+		have, want := len(np.Status.IPs), int(np.Spec.RequestedIPCount)
+		if have >= want {
+			continue
+		}
+		for i := have; i < min(want, have+64); i++ {
+			np.Status.IPs = append(np.Status.IPs, nicpoolv1.PoolIP{IP: nicpoolv1.IPv4Address(fmt.Sprintf("10.20.%d.%d", i/200, i%200+1)), IPConfiguration: fmt.Sprint("nicpool-", i)})
+		}
+		np.Status.AllocatedIPCount = int32(len(np.Status.IPs))
+		np.Status.SubnetCIDR = "10.20.0.0/16"
+		np.Status.PrimaryIP = "10.20.255.4"
+		if err := env.Client.Status().Update(ctx, &np); err != nil && ctx.Err() == nil {
+			t.Logf("operator: %v", err)
+		}
+	}
+}
+
+func TestAgentServes250PodsBurstOnAnEmptyNode(t *testing.T) {
+	const node = "burst-node"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := env.Client.Create(ctx, &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "npagent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	o := DefaultOptions()
+	o.NodeName, o.SocketPath, o.StateDir = node, filepath.Join(dir, "agent.sock"), filepath.Join(dir, "state")
+	o.MetricsAddr, o.IntrospectionAddr = "", ""
+	inst := &fakeInstaller{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, o, Deps{RestConfig: env.Config, Installer: inst, Registry: prometheus.NewRegistry(), Log: testr.New(t)})
+	}()
+	go playOperator(ctx, t, node)
+
+	c := agentapi.NewClient(o.SocketPath)
+	const n = 250
+	ips := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			att := agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{ContainerID: fmt.Sprintf("ctr%03d", i), IfName: "eth0"}}
+			for ctx.Err() == nil { // the socket appears once the caches synced
+				resp, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: att})
+				if err == nil {
+					ips[i] = resp.IP
+					return
+				}
+				if apiErr, ok := err.(*agentapi.Error); ok {
+					t.Errorf("allocation %d: %v", i, apiErr)
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i, ip := range ips {
+		if ip == "" || seen[ip] {
+			t.Fatalf("allocation %d got %q (empty or duplicate)", i, ip)
+		}
+		seen[ip] = true
+	}
+	if !inst.Installed() {
+		t.Errorf("the CNI plugin was not installed although the pool serves IPs")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	st, err := store.Open(o.StateDir)
+	if err != nil || len(st.List()) != n {
+		t.Errorf("the state file after shutdown holds %d records (%v), want %d", len(st.List()), err, n)
+	}
+}
