@@ -107,31 +107,33 @@ func Run(ctx context.Context, o Options, d Deps) error {
 	return g.Wait()
 }
 
-// openStore opens the state directory; with --reset-state it first moves
-// the record aside and rebuilds it from the host's pod routes.
+// openStore opens the state directory. When the record is corrupt and
+// --reset-state is set, it moves the record aside and rebuilds it from the
+// host's pod routes; a healthy record is never reset, so leaving the flag on
+// is harmless.
 func openStore(o Options, log logr.Logger) (*store.DiskStore, error) {
-	if o.ResetState {
-		aside, err := store.ResetState(o.StateDir, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		log.Info("Moved the allocation record aside", "path", aside)
-	}
 	st, err := store.Open(o.StateDir)
+	var corrupt *store.CorruptError
+	if err == nil || !errors.As(err, &corrupt) || !o.ResetState {
+		return st, err
+	}
+	aside, err := store.ResetState(o.StateDir, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	if o.ResetState {
-		h, err := netlink.NewHandle()
-		if err != nil {
-			return nil, fmt.Errorf("open netlink to rebuild the allocation record: %w", err)
-		}
-		defer h.Close()
-		n, err := gc.RecoverFromHost(h, st, time.Now())
-		if err != nil {
-			return nil, fmt.Errorf("rebuild the allocation record from host routes: %w", err)
-		}
-		log.Info("Rebuilt the allocation record from host routes", "allocations", n)
+	log.Info("Moved the corrupt allocation record aside", "path", aside, "problem", corrupt.Err.Error())
+	if st, err = store.Open(o.StateDir); err != nil {
+		return nil, err
 	}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("open netlink to rebuild the allocation record: %w", err)
+	}
+	defer h.Close()
+	n, err := gc.RecoverFromHost(h, st, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("rebuild the allocation record from host routes: %w", err)
+	}
+	log.Info("Rebuilt the allocation record from host routes", "allocations", n)
 	return st, nil
 }

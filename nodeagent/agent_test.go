@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -119,9 +120,7 @@ func TestAgentServes250PodsBurstOnAnEmptyNode(t *testing.T) {
 		}
 		seen[ip] = true
 	}
-	if !inst.Installed() {
-		t.Errorf("the CNI plugin was not installed although the pool serves IPs")
-	}
+	eventually(t, "the CNI plugin is installed", inst.Installed)
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
@@ -130,4 +129,68 @@ func TestAgentServes250PodsBurstOnAnEmptyNode(t *testing.T) {
 	if err != nil || len(st.List()) != n {
 		t.Errorf("the state file after shutdown holds %d records (%v), want %d", len(st.List()), err, n)
 	}
+}
+
+func TestAgentReleasesIPsOfDeletedPods(t *testing.T) {
+	const node = "gc-node"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := env.Client.Create(ctx, &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "doomed", Namespace: "default"},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	if err := env.Client.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "npgc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	o := DefaultOptions()
+	o.NodeName, o.SocketPath, o.StateDir = node, filepath.Join(dir, "agent.sock"), filepath.Join(dir, "state")
+	o.MetricsAddr, o.IntrospectionAddr, o.GCGrace = "", "", time.Second
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, o, Deps{RestConfig: env.Config, Registry: prometheus.NewRegistry(), Log: testr.New(t)})
+	}()
+	go playOperator(ctx, t, node)
+
+	c := agentapi.NewClient(o.SocketPath)
+	key := agentapi.AttachmentKey{ContainerID: "doomed-ctr", IfName: "eth0"}
+	att := agentapi.Attachment{AttachmentKey: key, PodNamespace: "default", PodName: "doomed"}
+	eventually(t, "the pod gets an IP", func() bool {
+		_, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: att})
+		return err == nil
+	})
+	time.Sleep(3 * time.Second) // several GC passes while the pod exists
+	if _, err := c.Check(ctx, agentapi.CheckRequest{AttachmentKey: key}); err != nil {
+		t.Fatalf("GC released the IP of a pod that exists: %v", err)
+	}
+	if err := env.Client.Delete(ctx, pod, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deleted pod's IP is released", func() bool {
+		_, err := c.Check(ctx, agentapi.CheckRequest{AttachmentKey: key})
+		return agentapi.IsNotFound(err)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting until %s", what)
 }

@@ -31,6 +31,7 @@ func installLoop(ctx context.Context, inst Installer, alloc *ipam.Allocator, log
 	t := time.NewTicker(installCheckInterval)
 	defer t.Stop()
 	for {
+		changed := alloc.Changed()
 		ready, reason := alloc.Ready()
 		switch {
 		case ready && !installed:
@@ -58,6 +59,7 @@ func installLoop(ctx context.Context, inst Installer, alloc *ipam.Allocator, log
 		select {
 		case <-ctx.Done():
 			return
+		case <-changed:
 		case <-t.C:
 		}
 	}

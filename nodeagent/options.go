@@ -5,6 +5,7 @@ package nodeagent
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -68,7 +69,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig file; in-cluster config when empty")
 	fs.StringVar(&o.SocketPath, "socket", o.SocketPath, "unix socket the CNI plugin talks to")
 	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "directory of the allocation record (0700)")
-	fs.BoolVar(&o.ResetState, "reset-state", false, "move a corrupt allocation record aside and rebuild it from the host's pod routes")
+	fs.BoolVar(&o.ResetState, "reset-state", false, "if the allocation record is corrupt, move it aside and rebuild it from the host's pod routes (a healthy record is kept)")
 	fs.IntVar(&o.Policy.WarmIPTarget, "warm-ip-target", o.Policy.WarmIPTarget, "free IPs to keep beyond those in use")
 	fs.IntVar(&o.Policy.MinIPTarget, "min-ip-target", o.Policy.MinIPTarget, "IPs the node keeps even when idle")
 	fs.IntVar(&o.Policy.BatchSize, "batch-size", o.Policy.BatchSize, "requests are multiples of this")
@@ -102,6 +103,15 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %s must be positive", name, d))
 		}
 	}
+	if o.Policy.WarmIPTarget == 0 && o.Policy.MinIPTarget == 0 {
+		// The CNI config is installed only once the pool holds an IP; with
+		// neither target the pool stays empty until a pod asks, which it
+		// cannot do before the CNI config is installed.
+		errs = append(errs, errors.New("--warm-ip-target and --min-ip-target are both 0: the node would never get its first IP"))
+	}
+	if err := loopbackAddr(o.IntrospectionAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--introspection-addr: %w", err))
+	}
 	if o.CNIGCMinAge < 0 {
 		errs = append(errs, fmt.Errorf("--cni-gc-min-age %s must not be negative", o.CNIGCMinAge))
 	}
@@ -122,4 +132,23 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("--mtu %d must be 0 (automatic) or between 576 and 9000", o.MTU))
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackAddr accepts "" (disabled) or a host:port on a loopback address:
+// the introspection endpoint shows pod names and must not leave the node.
+func loopbackAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("parse %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address", addr)
+	}
+	return nil
 }

@@ -88,6 +88,16 @@ func TestPutInFlightConflicts(t *testing.T) {
 	if _, err := p.Poll(ctx); err != nil || p.Done() {
 		t.Fatalf("hung operation: done=%v err=%v, want in progress", p.Done(), err)
 	}
+	during, err := e.nics.Get(ctx, testRG, "vm-0-nic", nil)
+	if err != nil {
+		t.Fatalf("get during operation: %v", err)
+	}
+	if st := *during.Properties.ProvisioningState; st != armnetwork.ProvisioningStateUpdating {
+		t.Errorf("state during operation = %s, want Updating", st)
+	}
+	if ip := during.Properties.IPConfigurations[1].Properties.PrivateIPAddress; ip == nil || *ip == "" {
+		t.Errorf("new configuration has no address while Updating; Azure allocates at acceptance")
+	}
 	e.srv.HangLRO(false)
 	res, err := p.PollUntilDone(ctx, fastPoll)
 	if err != nil {

@@ -31,7 +31,9 @@ type env struct {
 	sub  *armnetwork.SubnetsClient
 }
 
-func startEnv(t *testing.T, opts armsim.Options) *env {
+func startEnv(t *testing.T, opts armsim.Options) *env { return startEnvTB(t, opts) }
+
+func startEnvTB(t testing.TB, opts armsim.Options) *env {
 	t.Helper()
 	if opts.Topology == nil {
 		opts.Topology = armsim.GenerateTopology(testSub, testRG, "10.240.0.0/16", "10.240.0.0/24", 3)

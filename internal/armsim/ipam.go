@@ -1,9 +1,6 @@
 package armsim
 
-import (
-	"math/big"
-	"net/netip"
-)
+import "net/netip"
 
 // vnet is a virtual network with its address ledger. Guarded by Server.mu.
 type vnet struct {
@@ -45,23 +42,6 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 	v |= uint32((uint64(1) << hostBits) - 1)
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
-// capacity is the number of usable addresses of p.
-func capacity(p netip.Prefix) int {
-	n := new(big.Int).Lsh(big.NewInt(1), uint(32-p.Bits()))
-	return int(n.Int64()) - 5
-}
-
-// freeCount returns how many usable addresses of s are not held, ignoring those in release.
-func (s *subnet) freeCount(release map[netip.Addr]bool) int {
-	held := 0
-	for a := range s.vnet.used {
-		if s.prefix.Contains(a) && usable(s.prefix, a) && !release[a] {
-			held++
-		}
-	}
-	return capacity(s.prefix) - held
 }
 
 // lowestFrom returns the lowest usable address of s above from (or from the start when

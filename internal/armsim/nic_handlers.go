@@ -20,9 +20,9 @@ func (s *Server) getNIC(w http.ResponseWriter, _ *http.Request, p params) *armEr
 		s.mu.Unlock()
 		return aerr
 	}
-	body := renderNIC(n)
+	body, etag := renderNIC(n), n.etag
 	s.mu.Unlock()
-	w.Header().Set("ETag", n.etag)
+	w.Header().Set("ETag", etag)
 	writeJSON(w, http.StatusOK, body)
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 
 	"github.com/nicpool/nicpool/internal/armsim"
@@ -26,6 +27,7 @@ func TestNICRoundTrip(t *testing.T) {
 	oldEtag := *got.Etag
 	nic := got.Interface
 	addSecondaries(&nic, "pod", 3)
+	nic.Properties.VirtualMachine = &armnetwork.SubResource{ID: to.Ptr("/subscriptions/x/resourceGroups/y/providers/Microsoft.Compute/virtualMachines/thief")}
 	poller, err := e.nics.BeginCreateOrUpdate(ctx, testRG, "vm-1-nic", nic, nil)
 	if err != nil {
 		t.Fatalf("begin put: %v", err)

@@ -46,6 +46,9 @@ func TestRawRequests(t *testing.T) {
 			if rec.Code != tc.wantStatus {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.wantStatus, rec.Body)
 			}
+			if rec.Code == 200 && rec.Header().Get("x-ms-ratelimit-remaining-subscription-reads") == "" {
+				t.Errorf("successful read lacks x-ms-ratelimit-remaining-subscription-reads")
+			}
 			if tc.wantCode != "" && !strings.Contains(rec.Body.String(), fmt.Sprintf(`"code":%q`, tc.wantCode)) {
 				t.Errorf("body %s lacks code %s", rec.Body, tc.wantCode)
 			}

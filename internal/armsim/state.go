@@ -90,12 +90,14 @@ func (s *Server) load(t *Topology) error {
 		s.rgs[strings.ToLower(vs.ResourceGroup)] = vs.ResourceGroup
 	}
 	// Static primaries first, so dynamic allocation never takes an address a later NIC pins.
+	// Allocation is sequential, so a per-subnet cursor keeps loading large topologies linear.
+	cursor := map[*subnet]netip.Addr{}
 	for pass := 0; pass < 2; pass++ {
 		for _, ns := range t.NICs {
 			if (ns.PrimaryIP != "") != (pass == 0) {
 				continue
 			}
-			if err := s.loadNIC(t, ns); err != nil {
+			if err := s.loadNIC(t, ns, cursor); err != nil {
 				return err
 			}
 		}
@@ -103,7 +105,7 @@ func (s *Server) load(t *Topology) error {
 	return nil
 }
 
-func (s *Server) loadNIC(t *Topology, ns NICSpec) error {
+func (s *Server) loadNIC(t *Topology, ns NICSpec, cursor map[*subnet]netip.Addr) error {
 	vs, err := t.findVNet(ns.ResourceGroup, ns.VNet)
 	if err != nil {
 		return fmt.Errorf("load nic %s: %w", ns.Name, err)
@@ -135,14 +137,13 @@ func (s *Server) loadNIC(t *Topology, ns NICSpec) error {
 	for _, x := range ns.ExtraIPConfigs {
 		n.configs = append(n.configs, &ipConfig{name: x, subnet: sn, state: stateSucceeded})
 	}
-	from := netip.Addr{}
 	for _, c := range n.configs {
 		if !c.addr.IsValid() {
-			a, ok := sn.lowestFrom(from, nil, nil)
+			a, ok := sn.lowestFrom(cursor[sn], nil, nil)
 			if !ok {
 				return fmt.Errorf("load nic %s: subnet %s is full", ns.Name, sn.prefix)
 			}
-			c.addr, from = a, a
+			c.addr, cursor[sn] = a, a
 		}
 		v.used[c.addr] = n.configID(c.name)
 	}

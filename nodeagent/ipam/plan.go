@@ -95,6 +95,14 @@ func (a *Allocator) Ready() (bool, string) {
 	return false, "the node's pool has no usable IP yet (status.ips is empty)"
 }
 
+// Changed returns a channel closed at the next change of the pool or of an
+// allocation; with Ready it tells when the pool has IPs to give.
+func (a *Allocator) Changed() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.changed
+}
+
 // Snapshot returns the counts the metrics export.
 func (a *Allocator) Snapshot() metrics.Snapshot {
 	a.mu.Lock()

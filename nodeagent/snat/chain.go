@@ -49,12 +49,23 @@ func (m *Manager) converge(ctx context.Context) error {
 // The live chain must already hold the wanted rules.
 func (m *Manager) settle() error {
 	live, staging := m.rules.chain, m.rules.staging
-	if err := m.moveJump(live, staging); err != nil {
+	liveRefs, err := m.jumpPositions(live)
+	if err != nil {
 		return err
 	}
-	// Duplicates can only come from someone else; keep the first.
-	if err := m.deleteJumps(live, 1); err != nil {
+	stagingRefs, err := m.jumpPositions(staging)
+	if err != nil {
 		return err
+	}
+	// The periodic Sync of an unchanged node ends here, with reads only.
+	if len(liveRefs) != 1 || len(stagingRefs) != 0 {
+		if err := m.moveJump(live, staging); err != nil {
+			return err
+		}
+		// Duplicates can only come from someone else; keep the first.
+		if err := m.deleteJumps(live, 1); err != nil {
+			return err
+		}
 	}
 	if err := m.ipt.ClearAndDeleteChain(natTable, staging); err != nil {
 		return fmt.Errorf("delete staging chain %s: %w", staging, err)

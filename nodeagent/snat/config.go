@@ -36,6 +36,13 @@ const (
 
 var chainNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
 
+// reservedNames are built-in chains and targets a chain must not be named
+// after: Cleanup would flush them.
+var reservedNames = map[string]bool{
+	"PREROUTING": true, "INPUT": true, "FORWARD": true, "OUTPUT": true, "POSTROUTING": true,
+	"ACCEPT": true, "DROP": true, "RETURN": true, "SNAT": true, "DNAT": true, "MASQUERADE": true,
+}
+
 // Config describes the SNAT the node needs.
 type Config struct {
 	// ChainName is the nat chain nicpool owns; DefaultChainName when empty.
@@ -74,8 +81,8 @@ func (cfg Config) validate(randomFully bool) (rules, error) {
 	if chain == "" {
 		chain = DefaultChainName
 	}
-	if len(chain) > maxChainName || !chainNameRE.MatchString(chain) {
-		errs = append(errs, fmt.Errorf("chain name %q: want at most %d letters, digits, '_' or '-', not starting with '-'", chain, maxChainName))
+	if len(chain) > maxChainName || !chainNameRE.MatchString(chain) || reservedNames[strings.ToUpper(chain)] {
+		errs = append(errs, fmt.Errorf("chain name %q: want at most %d letters, digits, '_' or '-', not starting with '-' and not a built-in chain or target", chain, maxChainName))
 	}
 	primary, err := netip.ParseAddr(cfg.PrimaryIP)
 	if err != nil || !primary.Is4() {

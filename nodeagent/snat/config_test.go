@@ -32,6 +32,7 @@ func TestNewValidation(t *testing.T) {
 		{"IPv6 pod CIDR", func(c *Config) { c.PodCIDRs = []string{"fd00::/64"} }, `pod CIDR "fd00::/64"`},
 		{"chain name too long", func(c *Config) { c.ChainName = strings.Repeat("A", 24) }, "chain name"},
 		{"chain name like a flag", func(c *Config) { c.ChainName = "-X" }, `chain name "-X"`},
+		{"built-in chain name", func(c *Config) { c.ChainName = "postrouting" }, `chain name "postrouting"`},
 		{"chain name with space", func(c *Config) { c.ChainName = "A B" }, `chain name "A B"`},
 		{"interface with slash", func(c *Config) { c.Interface = "eth/0" }, `interface "eth/0"`},
 		{"interface too long", func(c *Config) { c.Interface = "abcdefghijklmnop" }, "interface"},

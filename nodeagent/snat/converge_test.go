@@ -13,7 +13,7 @@ import (
 
 var errInjected = errors.New("injected failure")
 
-// stepIPT wraps a real iptables client: it counts the commands that change
+// stepIPT wraps a sys iptables client: it counts the commands that change
 // something, fails the failAt-th one (a crash at that step), and calls
 // check after each of them.
 type stepIPT struct {
@@ -120,6 +120,7 @@ func checkFinal(ipt IPTables, m *Manager, wantPost []string) error {
 // from an empty table and from an older configuration: no packet may ever
 // meet a partial chain, and the next Sync must converge.
 func TestSyncCrashAtEveryStep(t *testing.T) {
+	requireRoot(t)
 	for _, tt := range []struct {
 		name   string
 		before *Config
@@ -144,18 +145,18 @@ func TestSyncCrashAtEveryStep(t *testing.T) {
 func crashAt(t *testing.T, before *Config, failAt int) (done bool) {
 	netns := newTestNS(t)
 	inNS(t, netns, func() error {
-		real, err := iptables.New()
+		sys, err := iptables.New()
 		if err != nil {
 			return err
 		}
 		ctx := context.Background()
-		if err := real.Append(natTable, postrouting, foreignBefore...); err != nil {
+		if err := sys.Append(natTable, postrouting, foreignBefore...); err != nil {
 			return err
 		}
 		var allowed []*Manager
 		if before != nil {
 			old := *before
-			old.IPTables = real
+			old.IPTables = sys
 			mOld, err := New(old)
 			if err != nil {
 				return err
@@ -165,10 +166,10 @@ func crashAt(t *testing.T, before *Config, failAt int) (done bool) {
 			}
 			allowed = append(allowed, mOld)
 		}
-		if err := real.Append(natTable, postrouting, foreignAfter...); err != nil {
+		if err := sys.Append(natTable, postrouting, foreignAfter...); err != nil {
 			return err
 		}
-		step := &stepIPT{IPTables: real, failAt: failAt}
+		step := &stepIPT{IPTables: sys, failAt: failAt}
 		cfg := cfgNew
 		cfg.IPTables = step
 		m, err := New(cfg)
@@ -176,7 +177,7 @@ func crashAt(t *testing.T, before *Config, failAt int) (done bool) {
 			return err
 		}
 		allowed = append(allowed, m)
-		step.check = func() error { return checkComplete(real, allowed...) }
+		step.check = func() error { return checkComplete(sys, allowed...) }
 		err = m.Sync(ctx)
 		done = step.mutations < failAt
 		if done != (err == nil) || (err != nil && !errors.Is(err, errInjected)) {
@@ -194,7 +195,7 @@ func crashAt(t *testing.T, before *Config, failAt int) (done bool) {
 		if before != nil {
 			wantPost[2], wantPost[3] = wantPost[3], wantPost[2]
 		}
-		if err := checkFinal(real, m, wantPost); err != nil {
+		if err := checkFinal(sys, m, wantPost); err != nil {
 			return fmt.Errorf("failAt %d: %w", failAt, err)
 		}
 		return nil

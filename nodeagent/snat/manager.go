@@ -50,11 +50,11 @@ type Manager struct {
 func New(cfg Config) (*Manager, error) {
 	ipt := cfg.IPTables
 	if ipt == nil {
-		real, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv4), iptables.Timeout(iptablesWaitSeconds))
+		ipt4, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv4), iptables.Timeout(iptablesWaitSeconds))
 		if err != nil {
 			return nil, fmt.Errorf("create iptables client: %w", err)
 		}
-		ipt = real
+		ipt = ipt4
 	}
 	r, err := cfg.validate(ipt.HasRandomFully())
 	if err != nil {
@@ -71,8 +71,8 @@ func New(cfg Config) (*Manager, error) {
 func (m *Manager) ChainName() string { return m.rules.chain }
 
 // Sync enables IPv4 forwarding and makes the SNAT chain and its single jump
-// from nat POSTROUTING exactly as configured. It is idempotent and cheap when
-// nothing changed (one `iptables -S` of each chain).
+// from nat POSTROUTING exactly as configured. It is idempotent; when nothing
+// changed it runs five read-only iptables commands.
 func (m *Manager) Sync(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -90,7 +90,8 @@ func (m *Manager) Sync(ctx context.Context) error {
 
 // Cleanup removes every jump to the chain (and to its staging chain) and
 // both chains. It is idempotent. IPv4 forwarding is left on: other software
-// on the node may rely on it.
+// on the node may rely on it. A jump to the chain that nicpool did not add
+// makes the chain's deletion fail with an error naming it.
 func (m *Manager) Cleanup() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -41,6 +41,7 @@ func snatSuffix(m *Manager) string {
 }
 
 func TestSyncRules(t *testing.T) {
+	requireRoot(t)
 	tests := []struct {
 		name  string
 		cfg   Config
@@ -112,11 +113,11 @@ func countLines(lines []string, want string) int {
 func TestSyncIsIdempotent(t *testing.T) {
 	netns := newTestNS(t)
 	inNS(t, netns, func() error {
-		real, err := iptables.New()
+		sys, err := iptables.New()
 		if err != nil {
 			return err
 		}
-		step := &stepIPT{IPTables: real}
+		step := &stepIPT{IPTables: sys}
 		cfg := cfgNew
 		cfg.IPTables = step
 		m, err := New(cfg)
@@ -136,22 +137,22 @@ func TestSyncIsIdempotent(t *testing.T) {
 		if again := step.mutations - first; again != 2 {
 			return fmt.Errorf("two more Syncs ran %d changing commands, want 2 (the staging-chain cleanup)", again)
 		}
-		return checkFinal(real, m, []string{"-P POSTROUTING ACCEPT", jumpLine(DefaultChainName)})
+		return checkFinal(sys, m, []string{"-P POSTROUTING ACCEPT", jumpLine(DefaultChainName)})
 	})
 }
 
 func TestCleanup(t *testing.T) {
 	netns := newTestNS(t)
 	inNS(t, netns, func() error {
-		real, err := iptables.New()
+		sys, err := iptables.New()
 		if err != nil {
 			return err
 		}
-		if err := real.Append(natTable, postrouting, foreignBefore...); err != nil {
+		if err := sys.Append(natTable, postrouting, foreignBefore...); err != nil {
 			return err
 		}
 		cfg := cfgOld
-		cfg.IPTables = real
+		cfg.IPTables = sys
 		m, err := New(cfg)
 		if err != nil {
 			return err
@@ -163,17 +164,17 @@ func TestCleanup(t *testing.T) {
 					return err
 				}
 				// A leftover staging chain and jump, as a crash leaves them.
-				if err := real.ClearChain(natTable, m.rules.staging); err != nil {
+				if err := sys.ClearChain(natTable, m.rules.staging); err != nil {
 					return err
 				}
-				if err := real.Insert(natTable, postrouting, 1, jumpSpec(m.rules.staging)...); err != nil {
+				if err := sys.Insert(natTable, postrouting, 1, jumpSpec(m.rules.staging)...); err != nil {
 					return err
 				}
 			}
 			if err := m.Cleanup(); err != nil {
 				return fmt.Errorf("cleanup %d: %w", i, err)
 			}
-			post, err := real.List(natTable, postrouting)
+			post, err := sys.List(natTable, postrouting)
 			if err != nil {
 				return err
 			}
@@ -181,7 +182,7 @@ func TestCleanup(t *testing.T) {
 				return fmt.Errorf("cleanup %d: POSTROUTING = %q, want %q", i, post, want)
 			}
 			for _, c := range []string{m.rules.chain, m.rules.staging} {
-				if ok, err := real.ChainExists(natTable, c); err != nil || ok {
+				if ok, err := sys.ChainExists(natTable, c); err != nil || ok {
 					return fmt.Errorf("cleanup %d: chain %s exists = %v (err %v)", i, c, ok, err)
 				}
 			}

@@ -13,9 +13,7 @@ import (
 // skips the test when not root.
 func newTestNS(t *testing.T) ns.NetNS {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces and run iptables in them")
-	}
+	requireRoot(t)
 	netns, err := testutils.NewNS()
 	if err != nil {
 		t.Fatalf("create network namespace: %v", err)
@@ -25,6 +23,14 @@ func newTestNS(t *testing.T) ns.NetNS {
 		_ = testutils.UnmountNS(netns)
 	})
 	return netns
+}
+
+// requireRoot skips the test when not root.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces and run iptables in them")
+	}
 }
 
 // inNS runs f inside netns on a locked thread, so iptables commands and

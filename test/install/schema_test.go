@@ -33,6 +33,9 @@ func TestChartRejectsBadValues(t *testing.T) {
 		{"two identities", []string{"workloadIdentity.clientID=11111111-2222-3333-4444-555555555555",
 			"managedIdentity.clientID=11111111-2222-3333-4444-555555555555"}, []string{"not both"}},
 		{"maxIPs above perVMLimit", []string{"perVMLimit=50", "warmPool.maxIPs=60"}, []string{"warmPool.maxIPs (60) must not exceed perVMLimit (50)"}},
+		{"no warm and no minimum IPs", []string{"warmPool.warmIPTarget=0", "warmPool.minIPTarget=0"}, []string{"both 0"}},
+		{"minimum above maxIPs", []string{"warmPool.minIPTarget=40", "warmPool.maxIPs=30"}, []string{"warmPool.minIPTarget (40) must not exceed warmPool.maxIPs (30)"}},
+		{"extra arg not a flag", []string{"agent.extraArgs={rm -rf}"}, []string{"/agent/extraArgs/0"}},
 		{"bad cooldown", []string{"warmPool.releaseCooldown=soon"}, []string{"/warmPool/releaseCooldown"}},
 		{"too many operator replicas", []string{"operator.replicas=0"}, []string{"/operator/replicas"}},
 	}
