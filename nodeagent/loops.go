@@ -12,11 +12,11 @@ import (
 
 // withdrawAfter is how long the agent must be unable to serve before it
 // withdraws the CNI configuration; brief blips (an API server restart) do
-// not flap the node's readiness.
-const withdrawAfter = 30 * time.Second
+// not flap the node's readiness. A variable so tests can shorten it.
+var withdrawAfter = 30 * time.Second
 
 // installCheckInterval is how often readiness is re-evaluated.
-const installCheckInterval = 2 * time.Second
+var installCheckInterval = 2 * time.Second
 
 // installLoop installs the CNI plugin once the pool has IPs to give and
 // withdraws its configuration when the agent has been unable to serve for
