@@ -73,9 +73,7 @@ func TestAgentServes250PodsBurstOnAnEmptyNode(t *testing.T) {
 	const node = "burst-node"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := env.Client.Create(ctx, &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
-		t.Fatal(err)
-	}
+	create(t, &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: node}})
 	dir, err := os.MkdirTemp("", "npagent")
 	if err != nil {
 		t.Fatal(err)
@@ -135,16 +133,12 @@ func TestAgentReleasesIPsOfDeletedPods(t *testing.T) {
 	const node = "gc-node"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := env.Client.Create(ctx, &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: node}}); err != nil {
-		t.Fatal(err)
-	}
+	create(t, &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: node}})
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "doomed", Namespace: "default"},
 		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	}
-	if err := env.Client.Create(ctx, pod); err != nil {
-		t.Fatal(err)
-	}
+	create(t, pod)
 	dir, err := os.MkdirTemp("", "npgc")
 	if err != nil {
 		t.Fatal(err)
@@ -193,4 +187,16 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting until %s", what)
+}
+
+// create creates obj and deletes it when the test ends, so the tests can
+// run again (-count) against the same control plane.
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := env.Client.Create(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = client.IgnoreNotFound(env.Client.Delete(context.Background(), obj, client.GracePeriodSeconds(0)))
+	})
 }

@@ -21,7 +21,12 @@ type fakeSNAT struct {
 	syncs   int
 }
 
-func (f *fakeSNAT) Sync(context.Context) error { f.mu.Lock(); defer f.mu.Unlock(); f.syncs++; return nil }
+func (f *fakeSNAT) Sync(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.syncs++
+	return nil
+}
 
 func (f *fakeSNAT) state() (string, []string, int) {
 	f.mu.Lock()

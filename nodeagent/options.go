@@ -19,7 +19,8 @@ import (
 	"github.com/nicpool/nicpool/nodeagent/ipam"
 )
 
-// Options are the agent's command-line settings.
+// Options are the agent's command-line settings; BindFlags documents each
+// field through its flag's help text.
 type Options struct {
 	NodeName           string
 	Kubeconfig         string

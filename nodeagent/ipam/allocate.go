@@ -103,7 +103,8 @@ func (a *Allocator) releaseLocked(key agentapi.AttachmentKey) (string, error) {
 	now := a.cfg.Now()
 	a.lastUsed[rec.IP] = now
 	a.idleSince[rec.IP] = now
-	a.wakeLocked()
+	a.wakeWaitersLocked()
+	a.signalDemandLocked()
 	return rec.IP, nil
 }
 

@@ -125,14 +125,15 @@ func (a *Allocator) UpdatePool(p PoolState) {
 			delete(a.releasing, ip)
 		}
 	}
-	a.wakeLocked()
+	// Not signalling demand here: the syncer calls PlanSpec right after
+	// UpdatePool, and a signal would make it loop forever.
+	a.wakeWaitersLocked()
 }
 
-// wakeLocked wakes waiting allocations and the syncer.
-func (a *Allocator) wakeLocked() {
+// wakeWaitersLocked wakes waiting allocations (and Changed's readers).
+func (a *Allocator) wakeWaitersLocked() {
 	close(a.changed)
 	a.changed = make(chan struct{})
-	a.signalDemandLocked()
 }
 
 func (a *Allocator) signalDemandLocked() {

@@ -10,8 +10,11 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 	"github.com/nicpool/nicpool/internal/pool"
@@ -51,9 +54,14 @@ func eventually(t *testing.T, what string, cond func() bool) {
 
 // agent starts the cache and the syncer for node and returns the allocator.
 func agent(t *testing.T, node string, clock *fakeClock) (*ipam.Allocator, client.Reader) {
+	return agentAs(t, env.Config, node, clock)
+}
+
+// agentAs is agent with the API identity of cfg.
+func agentAs(t *testing.T, cfg *rest.Config, node string, clock *fakeClock) (*ipam.Allocator, client.Reader) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := NewCache(env.Config, env.Scheme, node)
+	c, err := NewCache(cfg, env.Scheme, node)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +70,11 @@ func agent(t *testing.T, node string, clock *fakeClock) (*ipam.Allocator, client
 		AllocTimeout: 30 * time.Second,
 		Now:          clock.Now,
 	})
-	s := New(Config{NodeName: node, Cache: c, Client: env.Client, Allocator: alloc, Resync: 100 * time.Millisecond, Debounce: 20 * time.Millisecond, Log: testr.New(t)})
+	direct, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{NodeName: node, Cache: c, Client: direct, Allocator: alloc, Resync: 100 * time.Millisecond, Debounce: 20 * time.Millisecond, Log: testr.New(t)})
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = c.Start(ctx) })
 	wg.Go(func() {
@@ -110,9 +122,7 @@ func addrs(from, n int) []string {
 func TestAgentDrivesThePoolOnTheRealAPIServer(t *testing.T) {
 	ctx := context.Background()
 	for _, n := range []string{"node-a", "node-b"} {
-		if err := env.Client.Create(ctx, &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: n}}); err != nil {
-			t.Fatal(err)
-		}
+		create(t, &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: n}})
 	}
 	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	alloc, _ := agent(t, "node-a", clock)
@@ -190,13 +200,55 @@ func TestCacheHoldsOnlyThisNodesPods(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Name: p.name, Namespace: "default"},
 			Spec:       corev1.PodSpec{NodeName: p.node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 		}
-		if err := env.Client.Create(ctx, pod); err != nil {
-			t.Fatal(err)
-		}
+		create(t, pod)
 	}
 	_, reader := agent(t, "node-c", &fakeClock{now: time.Now()})
 	eventually(t, "the pod cache lists the node's pod", func() bool {
 		pods, err := PodsOnNode(ctx, reader)
 		return err == nil && pods["default/on-c"] && !pods["default/elsewhere"] && len(pods) == 1
+	})
+}
+
+// agentRole mirrors the kubebuilder RBAC markers of this package (the
+// nicpool-agent ClusterRole controller-gen generates).
+var agentRole = []rbacv1.PolicyRule{
+	{APIGroups: []string{nicpoolv1.GroupVersion.Group}, Resources: []string{"nodeippools"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
+	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
+	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+}
+
+func TestAgentWorksWithOnlyItsRole(t *testing.T) {
+	const user = "nicpool-agent-rbac-test"
+	objs := []client.Object{
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "nicpool-agent-test"}, Rules: agentRole},
+		&rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "nicpool-agent-test"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "nicpool-agent-test"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+		},
+		&nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: "node-rbac"}},
+	}
+	for _, o := range objs {
+		create(t, o)
+	}
+	u, err := env.ControlPlane().ControlPlane.AddUser(envtest.User{Name: user}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc, _ := agentAs(t, u.Config(), "node-rbac", &fakeClock{now: time.Now()})
+	eventually(t, "the least-privileged agent writes its request", func() bool { return getPool(t, "node-rbac").Spec.RequestedIPCount == 2 })
+	grant(t, "node-rbac", addrs(100, 2))
+	eventually(t, "the least-privileged agent is ready", func() bool { ok, _ := alloc.Ready(); return ok })
+}
+
+// create creates obj and deletes it when the test ends, so the tests can
+// run again (-count) against the same control plane.
+func create(t *testing.T, obj client.Object) {
+	t.Helper()
+	if err := env.Client.Create(context.Background(), obj); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = client.IgnoreNotFound(env.Client.Delete(context.Background(), obj, client.GracePeriodSeconds(0)))
 	})
 }

@@ -60,7 +60,8 @@ func New(alloc Allocator, cfg Config) *Server {
 }
 
 // Listen creates the socket's directory (0700), removes a stale socket left
-// by a previous run and listens with mode 0600.
+// by a previous run (but not one another agent still answers on) and
+// listens with mode 0600.
 func Listen(path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -72,6 +73,10 @@ func Listen(path string) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("remove stale socket %s: it is not a socket, refusing to delete it", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("listen on %s: another agent is serving on it", path)
 		}
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)

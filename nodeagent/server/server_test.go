@@ -199,6 +199,9 @@ func TestStaleSocketIsReplacedButOtherFilesAreNot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
+	if _, err := Listen(sock); err == nil {
+		t.Errorf("Listen took over a socket another agent is serving on")
+	}
 	_ = ln.Close()
 	plain := filepath.Join(dir, "plain")
 	if err := os.WriteFile(plain, nil, 0o600); err != nil {
