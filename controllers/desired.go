@@ -35,6 +35,9 @@ type planInput struct {
 	Configs []ipConfig
 	// Released are the IPs the agent listed in spec.ipsNotInUse.
 	Released map[string]bool
+	// Published maps each IP of status.ips to its configuration name: what
+	// the agent saw when it released an IP.
+	Published map[string]string
 	// Grant is how many nicpool IPs the pool may hold after the write.
 	Grant int
 	// NoAdds suppresses additions (the subnet is full).
@@ -59,9 +62,11 @@ type plan struct {
 func (p plan) empty() bool { return len(p.Remove) == 0 && len(p.Add) == 0 }
 
 // computePlan decides which configurations to remove and how many to add.
-// Only nicpool configurations whose IP was released are removed: never the
-// primary, a foreign one, or one still in use, even when Grant is below what
-// the pool holds. newName returns a fresh candidate name.
+// Only nicpool configurations the agent released are removed: its IP is in
+// ipsNotInUse and status.ips published it under the same name (Azure may give
+// a released address to a new configuration, which the agent never saw).
+// Never the primary, a foreign one, or one still in use, even when Grant is
+// below what the pool holds. newName returns a fresh candidate name.
 func computePlan(in planInput, newName func() string) plan {
 	var p plan
 	taken := map[string]bool{}
@@ -72,7 +77,7 @@ func computePlan(in planInput, newName func() string) plan {
 			continue
 		}
 		p.Held++
-		if c.IP != "" && in.Released[c.IP] {
+		if c.IP != "" && in.Released[c.IP] && in.Published[c.IP] == c.Name {
 			p.Remove = append(p.Remove, c.Name)
 			continue
 		}
@@ -86,7 +91,7 @@ func computePlan(in planInput, newName func() string) plan {
 			add, p.NICCapped = max(room, 0), true
 		}
 	}
-	for len(p.Add) < add {
+	for tries := 0; len(p.Add) < add && tries < 100*add; tries++ {
 		name := newName()
 		if taken[name] {
 			continue
@@ -169,14 +174,21 @@ func applyPlan(nic *armnetwork.Interface, p plan, subnetID string) []*armnetwork
 	return out
 }
 
-// ownedIPs lists the nicpool configurations on the NIC that have an IP,
-// sorted by IP, for status.ips.
-func ownedIPs(configs []ipConfig) []nicpoolv1.PoolIP {
+// publishIPs lists the nicpool configurations on the NIC that status.ips
+// offers the agent, sorted by IP: every one with an IP, adopted ones included,
+// except a configuration holding an address the agent still lists in
+// ipsNotInUse for another configuration. It is withheld until the agent drops
+// that address, so the agent never mistakes it for the one it released.
+func publishIPs(configs []ipConfig, released map[string]bool, published map[string]string) []nicpoolv1.PoolIP {
 	var out []nicpoolv1.PoolIP
 	for _, c := range configs {
-		if c.owned() && c.IP != "" {
-			out = append(out, nicpoolv1.PoolIP{IP: nicpoolv1.IPv4Address(c.IP), IPConfiguration: c.Name})
+		if !c.owned() || c.IP == "" {
+			continue
 		}
+		if released[c.IP] && published[c.IP] != c.Name {
+			continue
+		}
+		out = append(out, nicpoolv1.PoolIP{IP: nicpoolv1.IPv4Address(c.IP), IPConfiguration: c.Name})
 	}
 	slices.SortFunc(out, func(a, b nicpoolv1.PoolIP) int {
 		x, errX := netip.ParseAddr(string(a.IP))

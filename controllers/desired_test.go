@@ -24,7 +24,7 @@ func seqNamer() func() string {
 	i := 0
 	return func() string {
 		i++
-		return fmt.Sprintf("nicpool-new%d", i%3) // collides on purpose after 3
+		return fmt.Sprintf("nicpool-new%d", i/2) // every name comes twice: collides on purpose
 	}
 }
 
@@ -43,10 +43,11 @@ func TestComputePlan(t *testing.T) {
 		{name: "empty NIC grows to grant", in: planInput{Configs: configs("10.0.0.4", nil), Grant: 2}, wantAdd: 2, target: 2},
 		{name: "steady", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5"), Grant: 1}, wantHeld: 1, target: 1},
 		{name: "grant below held removes nothing unreleased", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 0}, wantHeld: 2, target: 2},
-		{name: "released IPs are removed", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}}, wantHeld: 2, target: 1, wantRemove: []string{"nicpool-001"}},
-		{name: "remove and add in one plan", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 3, Released: map[string]bool{"10.0.0.5": true}}, wantAdd: 2, wantHeld: 2, target: 3, wantRemove: []string{"nicpool-000"}},
-		{name: "primary and foreign never removed", in: planInput{Configs: configs("10.0.0.4", []string{"10.0.0.9"}), Grant: 0, Released: map[string]bool{"10.0.0.4": true, "10.0.0.9": true}}, target: 0},
-		{name: "no adds when subnet full, removals still made", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5"), Grant: 5, NoAdds: true, Released: map[string]bool{"10.0.0.5": true}}, wantHeld: 1, target: 0, wantRemove: []string{"nicpool-000"}},
+		{name: "released IPs are removed", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-001"}}, wantHeld: 2, target: 1, wantRemove: []string{"nicpool-001"}},
+		{name: "released IP on a config the agent never saw is kept", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-old"}}, wantHeld: 2, target: 2},
+		{name: "remove and add in one plan", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 3, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantAdd: 2, wantHeld: 2, target: 3, wantRemove: []string{"nicpool-000"}},
+		{name: "primary and foreign never removed", in: planInput{Configs: configs("10.0.0.4", []string{"10.0.0.9"}), Grant: 0, Released: map[string]bool{"10.0.0.4": true, "10.0.0.9": true}, Published: map[string]string{"10.0.0.4": "ipconfig1", "10.0.0.9": "foreign-0"}}, target: 0},
+		{name: "no adds when subnet full, removals still made", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5"), Grant: 5, NoAdds: true, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantHeld: 1, target: 0, wantRemove: []string{"nicpool-000"}},
 		{name: "NIC cap of 256 with foreign configs", in: planInput{Configs: configs("10.0.0.4", []string{"10.0.0.7", "10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12"}, many[:245]...), Grant: 250}, wantAdd: 4, wantHeld: 245, target: 249, capped: true},
 		{name: "names never collide", in: planInput{Configs: configs("10.0.0.4", nil), Grant: 3}, wantAdd: 3, target: 3},
 	}
@@ -93,8 +94,33 @@ func TestApplyPlanKeepsOthers(t *testing.T) {
 	if *last.PrivateIPAllocationMethod != armnetwork.IPAllocationMethodDynamic || *last.Subnet.ID != "/sub/s" || *last.Primary {
 		t.Errorf("new config = %+v, want dynamic, non-primary on /sub/s", last)
 	}
-	owned := ownedIPs(nicConfigs(nic))
+	owned := publishIPs(nicConfigs(nic), nil, nil)
 	if len(owned) != 2 || owned[0].IP != "10.0.0.5" || owned[1].IPConfiguration != "nicpool-b" {
 		t.Errorf("ownedIPs = %+v", owned)
+	}
+}
+
+func TestPublishIPs(t *testing.T) {
+	cfgs := configs("10.0.0.4", []string{"10.0.0.9"}, "10.0.0.5", "10.0.0.6", "")
+	tests := []struct {
+		name      string
+		released  map[string]bool
+		published map[string]string
+		want      []string
+	}{
+		{name: "adopts unpublished configs", want: []string{"10.0.0.5", "10.0.0.6"}},
+		{name: "released and published stays listed until removed", released: map[string]bool{"10.0.0.5": true}, published: map[string]string{"10.0.0.5": "nicpool-000"}, want: []string{"10.0.0.5", "10.0.0.6"}},
+		{name: "recycled address withheld", released: map[string]bool{"10.0.0.5": true}, published: map[string]string{"10.0.0.5": "nicpool-gone"}, want: []string{"10.0.0.6"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, p := range publishIPs(cfgs, tt.released, tt.published) {
+				got = append(got, string(p.IP))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("published %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

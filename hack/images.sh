@@ -49,7 +49,7 @@ mkdir -p "$build"
 cd "$root"
 for cmd in nicpool-operator nicpool-agent nicpool; do
 	echo "building $cmd (linux/$arch, static)" >&2
-	CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags=-s -o "$build/$cmd" "./cmd/$cmd"
+	CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -ldflags="-s -X main.version=$tag" -o "$build/$cmd" "./cmd/$cmd"
 done
 
 imagebuild=$build/imagebuild

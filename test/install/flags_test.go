@@ -1,12 +1,16 @@
 package install_test
 
 import (
+	"flag"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 
+	"github.com/nicpool/nicpool/controllers"
+	"github.com/nicpool/nicpool/internal/azure"
 	"github.com/nicpool/nicpool/nodeagent"
 )
 
@@ -56,6 +60,55 @@ func TestAgentArgsParse(t *testing.T) {
 			}
 			if src.check != nil {
 				src.check(t, o)
+			}
+		})
+	}
+}
+
+// TestOperatorArgsParse does for the operator what TestAgentArgsParse does
+// for the agent, with each Azure identity the chart offers.
+func TestOperatorArgsParse(t *testing.T) {
+	const clientID = "11111111-2222-3333-4444-555555555555"
+	sources := []struct {
+		name     string
+		render   func(t *testing.T) string
+		wantAuth azure.AuthMode
+	}{
+		{"kustomize", renderKustomize, azure.AuthDefault},
+		{"helm defaults", func(t *testing.T) string { return renderHelm(t, "nicpool", namespace) }, azure.AuthDefault},
+		{"helm workload identity", func(t *testing.T) string {
+			return renderHelm(t, "nicpool", namespace, "--set", "workloadIdentity.clientID="+clientID,
+				"--set", "azure.cloud=AzureChina", "--set", "perVMLimit=64", "--set", "perVNetLimit=4000")
+		}, azure.AuthWorkloadIdentity},
+		{"helm managed identity", func(t *testing.T) string {
+			return renderHelm(t, "nicpool", namespace, "--set", "managedIdentity.clientID="+clientID,
+				"--set", "azure.armEndpoint=https://management.example.test")
+		}, azure.AuthManagedIdentity},
+	}
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			var dep appsv1.Deployment
+			parse(t, src.render(t)).one(t, "Deployment", &dep)
+			args := dep.Spec.Template.Spec.Containers[0].Args
+			for i, a := range args {
+				args[i] = strings.ReplaceAll(a, "$(POD_NAMESPACE)", namespace)
+			}
+			o := controllers.DefaultOptions()
+			fs := flag.NewFlagSet("nicpool-operator", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			o.BindFlags(fs)
+			if err := fs.Parse(args); err != nil {
+				t.Fatalf("operator rejects its rendered flags %v: %v", args, err)
+			}
+			if err := o.Validate(); err != nil {
+				t.Fatalf("operator rejects its rendered options %v: %v", args, err)
+			}
+			if o.Azure.Auth != src.wantAuth || !o.LeaderElect || o.LeaderElectionNamespace != namespace {
+				t.Errorf("operator auth %q, leader election %v in %q; want %q, true, %q",
+					o.Azure.Auth, o.LeaderElect, o.LeaderElectionNamespace, src.wantAuth, namespace)
+			}
+			if src.wantAuth != azure.AuthDefault && o.Azure.ClientID != clientID {
+				t.Errorf("operator client ID = %q, want %q", o.Azure.ClientID, clientID)
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -31,8 +32,10 @@ func TestAgentPolicyConfinesAgentToItsNode(t *testing.T) {
 	own, other := "policy-a", "policy-b"
 	for _, n := range []string{own, other} {
 		createNode(t, n)
-		createPool(t, n)
 	}
+	// The own pool starts without a spec, as one written by kubectl may.
+	createPool(t, own, false)
+	createPool(t, other, true)
 	pod := createAgentPod(t, own)
 
 	agent := agentClient(t, requestToken(t, &authenticationv1.BoundObjectReference{
@@ -121,12 +124,17 @@ func createNode(t *testing.T, name string) {
 	}
 }
 
-// createPool creates a pool as the operator would, with a finalizer.
-func createPool(t *testing.T, name string) {
+// createPool creates a pool as the operator would, with a finalizer, and
+// with a spec or without any.
+func createPool(t *testing.T, name string, withSpec bool) {
 	t.Helper()
-	p := &nicpoolv1.NodeIPPool{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Finalizers: []string{nicpoolv1.FinalizerName}},
-		Spec:       nicpoolv1.NodeIPPoolSpec{RequestedIPCount: 4},
+	p := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": nicpoolv1.GroupVersion.String(),
+		"kind":       "NodeIPPool",
+		"metadata":   map[string]any{"name": name, "finalizers": []any{nicpoolv1.FinalizerName}},
+	}}
+	if withSpec {
+		p.Object["spec"] = map[string]any{"requestedIPCount": int64(4)}
 	}
 	if err := env.Client.Create(context.Background(), p); err != nil {
 		t.Fatalf("create pool %s: %v", name, err)
@@ -134,13 +142,15 @@ func createPool(t *testing.T, name string) {
 }
 
 // createAgentPod creates an agent pod already scheduled to node, as the
-// DaemonSet controller would (no scheduler or kubelet runs here).
+// DaemonSet controller would (no scheduler or kubelet runs here), with the
+// DaemonSet's priority class, which admission must allow outside kube-system.
 func createAgentPod(t *testing.T, node string) *corev1.Pod {
 	t.Helper()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "nicpool-agent-" + node, Namespace: namespace},
 		Spec: corev1.PodSpec{
 			ServiceAccountName:           "nicpool-agent",
+			PriorityClassName:            "system-node-critical",
 			AutomountServiceAccountToken: ptr.To(false),
 			NodeName:                     node,
 			Containers:                   []corev1.Container{{Name: "agent", Image: "ghcr.io/nicpool/nicpool-agent:test"}},

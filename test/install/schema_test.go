@@ -28,7 +28,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		{"unknown top-level key", []string{"perVmLimit=10"}, []string{"additional properties", "perVmLimit"}},
 		{"unknown nested key", []string{"agent.privileged=true"}, []string{"/agent", "privileged"}},
 		{"client ID not a GUID", []string{"workloadIdentity.clientID=my-app"}, []string{"/workloadIdentity/clientID", "pattern"}},
-		{"unknown cloud", []string{"azure.cloud=AzureGermanCloud"}, []string{"/azure/cloud"}},
+		{"unknown cloud", []string{"azure.cloud=AzurePublicCloud"}, []string{"/azure/cloud"}},
 		{"plain-http ARM endpoint", []string{"azure.armEndpoint=http://arm.example"}, []string{"/azure/armEndpoint"}},
 		{"two identities", []string{"workloadIdentity.clientID=11111111-2222-3333-4444-555555555555",
 			"managedIdentity.clientID=11111111-2222-3333-4444-555555555555"}, []string{"not both"}},

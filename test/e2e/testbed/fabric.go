@@ -2,11 +2,13 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/coreos/go-iptables/iptables"
@@ -164,10 +166,11 @@ func (f *fabric) sync(snap armsim.Snapshot) error {
 		if vm == nil {
 			continue
 		}
+		// Every configuration ARM holds is delivered, also while the NIC is
+		// Updating: an update does not interrupt the addresses it keeps,
+		// and the operator publishes new ones only after the PUT succeeded.
 		for _, c := range nic.IPConfigs {
-			if c.ProvisioningState == "" || c.ProvisioningState == "Succeeded" {
-				want[c.IP] = vm
-			}
+			want[c.IP] = vm
 		}
 	}
 	return f.ns.Do(func(ns.NetNS) error {
@@ -217,7 +220,8 @@ func (f *fabric) unroute(ip string, vm *VM) error {
 	}
 	dst := &net.IPNet{IP: net.ParseIP(ip).To4(), Mask: net.CIDRMask(32, 32)}
 	_ = netlink.NeighDel(&netlink.Neigh{LinkIndex: link.Attrs().Index, IP: dst.IP})
-	if err := netlink.RouteDel(&netlink.Route{Dst: dst, LinkIndex: link.Attrs().Index}); err != nil && !os.IsNotExist(err) {
+	err = netlink.RouteDel(&netlink.Route{Dst: dst, LinkIndex: link.Attrs().Index, Scope: netlink.SCOPE_LINK})
+	if err != nil && !errors.Is(err, syscall.ESRCH) && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove route %s: %w", ip, err)
 	}
 	return nil

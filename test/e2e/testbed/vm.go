@@ -133,7 +133,7 @@ func (tb *Testbed) newVM(i int, apiServer string) (*VM, error) {
 			"--cni-conf-dir=" + vm.CNIConfDir,
 			"--cni-binary=" + filepath.Join(tb.cfg.BinDir, "nicpool"),
 			"--non-masquerade-cidrs=" + PeerCIDR + "," + OnPremCIDR,
-			"--metrics-addr=0",
+			"--metrics-addr=127.0.0.1:9100",
 			"--introspection-addr=127.0.0.1:9101",
 		}, tb.cfg.AgentArgs...),
 	}

@@ -1,0 +1,106 @@
+package controllers
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
+	"github.com/nicpool/nicpool/internal/azure"
+)
+
+// Options configures the operator; flags fill it in.
+type Options struct {
+	// PerVMLimit caps the nicpool IPs on one VM's NIC (at most 250).
+	PerVMLimit int
+	// PerVNetLimit caps the nicpool IPs across one VNet (at most 16,000).
+	PerVNetLimit int
+	// Workers is the number of pools reconciled at once.
+	Workers int
+	// LeaderElect enables leader election.
+	LeaderElect bool
+	// LeaderElectionNamespace holds the leader election Lease.
+	LeaderElectionNamespace string
+	// MetricsAddr is where Prometheus metrics are served ("0" disables).
+	MetricsAddr string
+	// ProbeAddr is where the health and readiness probes are served.
+	ProbeAddr string
+	// ShowVersion prints the build information and exits.
+	ShowVersion bool
+	// LimitRetry is how often a pool held back by a limit tries again.
+	LimitRetry time.Duration
+	// PendingRetry is how often a NIC with a write still running is polled.
+	PendingRetry time.Duration
+	// ThrottleRetry is the wait after a 429 without Retry-After.
+	ThrottleRetry time.Duration
+	// Azure configures the ARM client.
+	Azure azure.Config
+
+	authMode string
+}
+
+// DefaultOptions returns the defaults the flags start from.
+func DefaultOptions() Options {
+	return Options{
+		PerVMLimit: nicpoolv1.MaxIPsPerNode, PerVNetLimit: nicpoolv1.MaxIPsPerVNet, Workers: 10,
+		MetricsAddr: ":8080", ProbeAddr: ":8081", LeaderElectionNamespace: "",
+		LimitRetry: 30 * time.Second, PendingRetry: time.Second, ThrottleRetry: 10 * time.Second,
+		Azure: azure.Config{
+			Auth: azure.AuthDefault, LROTimeout: 300 * time.Millisecond,
+			ReadQPS: azure.DefaultReadQPS, ReadBurst: azure.DefaultReadBurst,
+			WriteQPS: azure.DefaultWriteQPS, WriteBurst: azure.DefaultWriteBurst,
+		},
+	}
+}
+
+// BindFlags registers the operator's flags on fs, defaulting to o's values.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.IntVar(&o.PerVMLimit, "per-vm-limit", o.PerVMLimit, fmt.Sprintf("most secondary IPs nicpool places on one VM's NIC (at most %d)", nicpoolv1.MaxIPsPerNode))
+	fs.IntVar(&o.PerVNetLimit, "per-vnet-limit", o.PerVNetLimit, fmt.Sprintf("most secondary IPs nicpool places across one VNet (at most %d)", nicpoolv1.MaxIPsPerVNet))
+	fs.IntVar(&o.Workers, "workers", o.Workers, "pools reconciled in parallel")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect a leader among replicas (required with more than one)")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the leader election Lease (default: the pod's namespace)")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, `address of the Prometheus metrics endpoint ("0" disables it)`)
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "address of the /healthz and /readyz endpoints")
+	fs.BoolVar(&o.ShowVersion, "version", false, "print build information and exit")
+	fs.DurationVar(&o.LimitRetry, "limit-retry-interval", o.LimitRetry, "how often a pool held back by the VNet quota or a full subnet tries again")
+	fs.DurationVar(&o.Azure.LROTimeout, "lro-wait", o.Azure.LROTimeout, "how long a worker waits for a NIC write to finish before it moves on and polls it later (a worker is not held for the whole write)")
+	fs.DurationVar(&o.PendingRetry, "pending-poll-interval", o.PendingRetry, "how often a NIC write still running is polled")
+	fs.StringVar(&o.Azure.Cloud, "cloud", o.Azure.Cloud, "Azure cloud: AzurePublic, AzureChina or AzureUSGovernment")
+	fs.StringVar(&o.Azure.ARMEndpoint, "arm-endpoint", o.Azure.ARMEndpoint, "ARM endpoint override (https), e.g. the simulated VNet's")
+	fs.StringVar(&o.Azure.CACertFile, "arm-ca-file", o.Azure.CACertFile, "extra PEM CA bundle to trust for the ARM endpoint")
+	o.authMode = string(o.Azure.Auth)
+	fs.StringVar(&o.authMode, "auth-mode", o.authMode, "ARM credential: default, workload-identity, managed-identity or none (loopback endpoints only)")
+	fs.StringVar(&o.Azure.ClientID, "client-id", o.Azure.ClientID, "client ID of the managed or workload identity")
+	fs.StringVar(&o.Azure.TenantID, "tenant-id", o.Azure.TenantID, "Entra tenant ID")
+	fs.Float64Var(&o.Azure.ReadQPS, "read-qps", o.Azure.ReadQPS, "client-side ARM read rate (per second)")
+	fs.IntVar(&o.Azure.ReadBurst, "read-burst", o.Azure.ReadBurst, "client-side ARM read burst")
+	fs.Float64Var(&o.Azure.WriteQPS, "write-qps", o.Azure.WriteQPS, "client-side ARM write rate (per second)")
+	fs.IntVar(&o.Azure.WriteBurst, "write-burst", o.Azure.WriteBurst, "client-side ARM write burst")
+}
+
+// Validate checks the options after flag parsing, reporting every problem;
+// limits above Azure's maxima are refused.
+func (o *Options) Validate() error {
+	if o.authMode != "" {
+		o.Azure.Auth = azure.AuthMode(o.authMode)
+	}
+	var errs []error
+	if o.PerVMLimit < 1 || o.PerVMLimit > nicpoolv1.MaxIPsPerNode {
+		errs = append(errs, fmt.Errorf("--per-vm-limit=%d: must be between 1 and %d (Azure allows 256 IP configurations per NIC, one is the primary and the rest is headroom)", o.PerVMLimit, nicpoolv1.MaxIPsPerNode))
+	}
+	if o.PerVNetLimit < 1 || o.PerVNetLimit > nicpoolv1.MaxIPsPerVNet {
+		errs = append(errs, fmt.Errorf("--per-vnet-limit=%d: must be between 1 and %d (Azure's limit of private IPs per VNet is 65,536; nicpool supports %d)", o.PerVNetLimit, nicpoolv1.MaxIPsPerVNet, nicpoolv1.MaxIPsPerVNet))
+	}
+	if o.Workers < 1 {
+		errs = append(errs, fmt.Errorf("--workers=%d: must be at least 1", o.Workers))
+	}
+	if o.LimitRetry <= 0 || o.PendingRetry <= 0 || o.ThrottleRetry <= 0 {
+		errs = append(errs, errors.New("--limit-retry-interval and --pending-poll-interval must be positive"))
+	}
+	if err := o.Azure.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("azure: %w", err))
+	}
+	return errors.Join(errs...)
+}

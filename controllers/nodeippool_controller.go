@@ -1,0 +1,165 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
+)
+
+// NICAPI is the part of the ARM client the pool reconciler uses. Every
+// method is safe for concurrent use; UpdateNIC sends If-Match with nic.Etag.
+type NICAPI interface {
+	GetNIC(ctx context.Context, nicID string) (*armnetwork.Interface, error)
+	UpdateNIC(ctx context.Context, nic *armnetwork.Interface) (*armnetwork.Interface, error)
+	FindNICForVM(ctx context.Context, vmID string) (string, error)
+	GetSubnet(ctx context.Context, subnetID string) (*armnetwork.Subnet, error)
+	GetVNet(ctx context.Context, vnetID string) (*armnetwork.VirtualNetwork, error)
+}
+
+// PoolReconciler reconciles NodeIPPools against their NICs' secondary IP
+// configurations.
+type PoolReconciler struct {
+	client.Client
+	// NICs reaches ARM.
+	NICs NICAPI
+	// Ledger hands out the per-VNet quota.
+	Ledger *Ledger
+	// Recorder records Events on pools; nil records none.
+	Recorder events.EventRecorder
+	// PerVMLimit caps the nicpool IPs of one NIC.
+	PerVMLimit int
+	// Workers bounds the reconciles running at once.
+	Workers int
+	// LimitRetry is how often a pool held back by the VNet quota or a full
+	// subnet tries again.
+	LimitRetry time.Duration
+	// PendingRetry is how often a NIC with a write still running is polled.
+	PendingRetry time.Duration
+	// ThrottleRetry is the wait after a 429 without Retry-After.
+	ThrottleRetry time.Duration
+
+	// newName names new IP configurations (tests may replace it).
+	newName func() string
+	// afterNICWrite, when set, runs after each successful NIC write; an
+	// error ends the pass before the status write (tests: a crash).
+	afterNICWrite func(pool string) error
+}
+
+// maxWriteAttempts bounds the re-read and recompute loop on 412.
+const maxWriteAttempts = 3
+
+// errCrash is returned by afterNICWrite hooks to abandon a pass.
+var errCrash = errors.New("pass abandoned after nic write")
+
+// +kubebuilder:rbac:groups=network.nicpool.io,resources=nodeippools,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=network.nicpool.io,resources=nodeippools/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=network.nicpool.io,resources=nodeippools/finalizers,verbs=update;patch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile brings one pool's NIC to the granted number of IPs, in one NIC
+// write, and records the result in the pool's status.
+func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
+	start := time.Now()
+	defer func() { reconcileLatency.WithLabelValues(resultLabel(res, err)).Observe(time.Since(start).Seconds()) }()
+	pool := &nicpoolv1.NodeIPPool{}
+	if err := r.Get(ctx, req.NamespacedName, pool); err != nil {
+		if apierrors.IsNotFound(err) {
+			poolConditions.update(req.Name, nil)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	// No grant before the ledger knows every pool's standing.
+	select {
+	case <-r.Ledger.Ready():
+	case <-ctx.Done():
+		return ctrl.Result{}, ctx.Err()
+	}
+	if !pool.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, pool)
+	}
+	base := pool.DeepCopy()
+	prevLimit := limitReason(pool)
+	o := &outcome{}
+	res, err = r.pass(ctx, pool, o)
+	if errors.Is(err, errCrash) {
+		return ctrl.Result{}, nil
+	}
+	setConditions(pool, o)
+	pool.Status.ObservedGeneration = pool.Generation
+	r.emitEvents(pool, prevLimit, o)
+	if !equality.Semantic.DeepEqual(base.Status, pool.Status) {
+		if perr := r.Status().Patch(ctx, pool, client.MergeFrom(base)); perr != nil {
+			return ctrl.Result{}, errors.Join(fmt.Errorf("patch status of pool %s: %w", pool.Name, perr), err)
+		}
+	}
+	poolConditions.update(pool.Name, &pool.Status)
+	ctrl.LoggerFrom(ctx).V(1).Info("Reconciled NodeIPPool", "allocated", pool.Status.AllocatedIPCount,
+		"requested", pool.Spec.RequestedIPCount, "notReady", o.readyReason, "limit", o.limitReason,
+		"requeueAfter", res.RequeueAfter, "took", time.Since(start))
+	return res, err
+}
+
+// pass resolves the NIC, makes sure the finalizer guards it, and syncs it.
+func (r *PoolReconciler) pass(ctx context.Context, pool *nicpoolv1.NodeIPPool, o *outcome) (ctrl.Result, error) {
+	nicID, res, err := r.resolveNIC(ctx, pool, o)
+	if nicID == "" || err != nil {
+		return res, err
+	}
+	if err := r.ensureFinalizer(ctx, pool); err != nil {
+		return ctrl.Result{}, err
+	}
+	nic, err := r.NICs.GetNIC(ctx, nicID)
+	if err != nil {
+		return r.armFailure(pool, o, err, false)
+	}
+	if err := r.recordIdentity(ctx, pool, nic); err != nil {
+		return r.armFailure(pool, o, err, false)
+	}
+	return r.syncNIC(ctx, pool, nic, o)
+}
+
+// SetupWithManager registers the reconciler: pools, and the Node of the same
+// name (its providerID names the VM).
+func (r *PoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.newName == nil {
+		r.newName = newConfigName
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("nodeippool").
+		For(&nicpoolv1.NodeIPPool{}, builder.WithPredicates(observeDemand(r.Ledger, r.PerVMLimit), predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{},
+			predicate.AnnotationChangedPredicate{}, deletionPredicate{}))).
+		Watches(&corev1.Node{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(providerIDChanged{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
+		Complete(r)
+}
+
+// resultLabel names a reconcile result for the latency histogram.
+func resultLabel(res ctrl.Result, err error) string {
+	switch {
+	case err != nil:
+		return "error"
+	case res.RequeueAfter > 0:
+		return "requeue"
+	default:
+		return "success"
+	}
+}

@@ -1,0 +1,63 @@
+package controllers
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+
+	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
+)
+
+// Setup registers the operator with mgr: the ledger and its rebuild, the
+// Node and NodeIPPool reconcilers and the health and readiness checks. It
+// returns the ledger (for tests and metrics).
+func Setup(mgr ctrl.Manager, opts Options, nics NICAPI) (*Ledger, error) {
+	return setup(mgr, opts, nics, nil)
+}
+
+// setup is Setup with a hook to adjust the pool reconciler (tests).
+func setup(mgr ctrl.Manager, opts Options, nics NICAPI, tweak func(*PoolReconciler)) (*Ledger, error) {
+	ledger := NewLedger(opts.PerVNetLimit)
+	ledger.onChange = ledgerMetrics(opts.PerVNetLimit)
+	if err := mgr.Add(&ledgerRebuilder{reader: mgr.GetAPIReader(), ledger: ledger, perVM: opts.PerVMLimit}); err != nil {
+		return nil, fmt.Errorf("add ledger rebuild: %w", err)
+	}
+	pools := &PoolReconciler{
+		Client: mgr.GetClient(), NICs: nics, Ledger: ledger,
+		Recorder:   mgr.GetEventRecorder("nicpool-operator"),
+		PerVMLimit: opts.PerVMLimit, Workers: opts.Workers,
+		LimitRetry: opts.LimitRetry, PendingRetry: opts.PendingRetry, ThrottleRetry: opts.ThrottleRetry,
+	}
+	if tweak != nil {
+		tweak(pools)
+	}
+	if err := pools.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up nodeippool controller: %w", err)
+	}
+	nodes := &NodeReconciler{Client: mgr.GetClient(), Workers: opts.Workers}
+	if err := nodes.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up node controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("vnet-ledger", readyCheck(mgr, ledger)); err != nil {
+		return nil, fmt.Errorf("add readiness check: %w", err)
+	}
+	return ledger, nil
+}
+
+// NewScheme returns a scheme with the built-in kinds and NodeIPPool.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("register built-in kinds: %w", err)
+	}
+	if err := nicpoolv1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("register nicpool kinds: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,131 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
+	"github.com/nicpool/nicpool/internal/azure"
+)
+
+// Reasons of the Ready, Throttled, NICNotFound and Degraded conditions.
+const (
+	ReasonReconciled          = "Reconciled"
+	ReasonNoProviderID        = "NoProviderID"
+	ReasonUnsupportedProvider = "UnsupportedProvider"
+	ReasonNodeNotFound        = "NodeNotFound"
+	ReasonNICNotFound         = "NICNotFound"
+	ReasonNICFound            = "NICFound"
+	ReasonThrottled           = "Throttled"
+	ReasonNotThrottled        = "NotThrottled"
+	ReasonPending             = "OperationPending"
+	ReasonARMError            = "ARMError"
+	ReasonHealthy             = "Healthy"
+)
+
+// outcome is what one pass observed; it becomes the pool's conditions, its
+// events and the reconcile result.
+type outcome struct {
+	// readyReason is "" (Ready=True, Reconciled) or why the pool is not ready.
+	readyReason, readyMsg string
+	// limitReason is "" or PerVMLimit, VNetLimit, SubnetFull.
+	limitReason, limitMsg string
+	// throttle is how long ARM asked to wait, when it throttled.
+	throttled  bool
+	retryAfter time.Duration
+	// nicNotFound is true when ARM said the NIC (or its VM's NIC) is gone.
+	nicNotFound bool
+	// armErr is the ARM failure of the pass, if any.
+	armErr  error
+	armKind azure.Kind
+}
+
+// failed records an ARM failure of the pass.
+func (o *outcome) failed(reason string, kind azure.Kind, err error) {
+	o.readyReason, o.readyMsg = reason, err.Error()
+	o.armErr, o.armKind = err, kind
+	switch kind {
+	case azure.KindThrottled:
+		o.throttled = true
+		o.retryAfter, _ = azure.RetryAfter(err)
+	case azure.KindNotFound:
+		o.nicNotFound = true
+	}
+}
+
+// setConditions writes the pass's outcome into the pool's conditions, all
+// with the generation the pass reconciled.
+func setConditions(pool *nicpoolv1.NodeIPPool, o *outcome) {
+	gen := pool.Generation
+	set := func(typ string, ok bool, reason, msg string) {
+		st := metav1.ConditionFalse
+		if ok {
+			st = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&pool.Status.Conditions, metav1.Condition{
+			Type: typ, Status: st, Reason: reason, Message: truncate(msg), ObservedGeneration: gen,
+		})
+	}
+	if o.readyReason == "" {
+		set(nicpoolv1.ConditionReady, true, ReasonReconciled, fmt.Sprintf("%d IPs on the NIC", pool.Status.AllocatedIPCount))
+	} else {
+		set(nicpoolv1.ConditionReady, false, o.readyReason, o.readyMsg)
+	}
+	if o.limitReason != "" {
+		set(nicpoolv1.ConditionLimitReached, true, o.limitReason, o.limitMsg)
+	} else {
+		set(nicpoolv1.ConditionLimitReached, false, nicpoolv1.ReasonWithinLimit, "the request is granted in full")
+	}
+	if o.throttled {
+		set(nicpoolv1.ConditionThrottled, true, ReasonThrottled, fmt.Sprintf("ARM throttled the operator; retrying after %s", o.retryAfter))
+	} else {
+		set(nicpoolv1.ConditionThrottled, false, ReasonNotThrottled, "")
+	}
+	if o.nicNotFound {
+		set(nicpoolv1.ConditionNICNotFound, true, ReasonNICNotFound, o.readyMsg)
+	} else {
+		set(nicpoolv1.ConditionNICNotFound, false, ReasonNICFound, "")
+	}
+	degraded := o.armErr != nil && !o.throttled && !o.nicNotFound && o.armKind != azure.KindPending
+	if degraded {
+		set(nicpoolv1.ConditionDegraded, true, ReasonARMError, o.armErr.Error())
+	} else {
+		set(nicpoolv1.ConditionDegraded, false, ReasonHealthy, "")
+	}
+}
+
+// truncate keeps a condition message within the API's 32768-byte limit.
+func truncate(s string) string {
+	const maxLen = 4096
+	if len(s) > maxLen {
+		return s[:maxLen]
+	}
+	return s
+}
+
+// emitEvents records Events for limit hits (when the reason changes) and for
+// ARM failures.
+func (r *PoolReconciler) emitEvents(pool *nicpoolv1.NodeIPPool, prevLimit string, o *outcome) {
+	if r.Recorder == nil {
+		return
+	}
+	if o.limitReason != "" && o.limitReason != prevLimit {
+		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, "LimitReached", "Grant", "%s: %s", o.limitReason, o.limitMsg)
+	}
+	if o.armErr != nil && o.armKind != azure.KindPending {
+		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, "ARM"+o.armKind.String(), "UpdateNIC", "%s", truncate(o.armErr.Error()))
+	}
+}
+
+// limitReason returns the LimitReached reason currently on the pool, or "".
+func limitReason(pool *nicpoolv1.NodeIPPool) string {
+	c := meta.FindStatusCondition(pool.Status.Conditions, nicpoolv1.ConditionLimitReached)
+	if c == nil || c.Status != metav1.ConditionTrue {
+		return ""
+	}
+	return c.Reason
+}

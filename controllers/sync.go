@@ -1,0 +1,104 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
+	"github.com/nicpool/nicpool/internal/azure"
+)
+
+// syncNIC makes one NIC write with every addition and removal the pool needs,
+// re-reading and recomputing on 412, and records the NIC's nicpool IPs in the
+// status. Quota is reserved before the write and settled after it.
+func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, o *outcome) (ctrl.Result, error) {
+	vnet, subnetID := pool.Status.VNetID, pool.Status.SubnetID
+	released := map[string]bool{}
+	for _, ip := range pool.Spec.IPsNotInUse {
+		released[string(ip)] = true
+	}
+	published := map[string]string{}
+	for _, p := range pool.Status.IPs {
+		published[string(p.IP)] = p.IPConfiguration
+	}
+	requested := int(pool.Spec.RequestedIPCount)
+	want := min(requested, r.PerVMLimit)
+	noAdds, full := false, azure.KindOther
+	var res ctrl.Result
+	var err error
+	for attempt := 1; ; attempt++ {
+		configs := nicConfigs(nic)
+		grant := r.Ledger.Reserve(pool.Name, vnet, countOwned(configs), want)
+		p := computePlan(planInput{Configs: configs, Released: released, Published: published, Grant: grant, NoAdds: noAdds}, r.newName)
+		r.setLimit(o, requested, grant, p, full)
+		if p.empty() {
+			r.Ledger.Settle(pool.Name, vnet, p.Held)
+			break
+		}
+		orig := nic.Properties.IPConfigurations
+		nic.Properties.IPConfigurations = applyPlan(nic, p, subnetID)
+		updated, werr := r.NICs.UpdateNIC(ctx, nic)
+		if werr == nil {
+			nic = updated
+			r.Ledger.Settle(pool.Name, vnet, countOwned(nicConfigs(nic)))
+			if r.afterNICWrite != nil {
+				if herr := r.afterNICWrite(pool.Name); herr != nil {
+					return ctrl.Result{}, herr
+				}
+			}
+			break
+		}
+		nic.Properties.IPConfigurations = orig
+		kind := azure.Classify(werr)
+		switch {
+		case kind == azure.KindPreconditionFailed && attempt < maxWriteAttempts:
+			r.Ledger.Cancel(pool.Name)
+			if nic, werr = r.NICs.GetNIC(ctx, pool.Status.NICID); werr != nil {
+				return r.armFailure(pool, o, werr, false)
+			}
+			continue
+		case (kind == azure.KindSubnetFull || kind == azure.KindTooManyIPConfigurations) && !noAdds:
+			// ARM refused the whole write; the removals are still owed.
+			r.Ledger.Cancel(pool.Name)
+			noAdds, full = true, kind
+			r.setLimit(o, requested, grant, p, full)
+			continue
+		case kind == azure.KindPending || kind == azure.KindOther:
+			// The write may have happened: keep the reservation until the
+			// next read of the NIC settles it.
+		default:
+			r.Ledger.Cancel(pool.Name)
+		}
+		res, err = r.armFailure(pool, o, fmt.Errorf("update nic %s of pool %s: %w", pool.Status.NICID, pool.Name, werr), true)
+		break
+	}
+	pool.Status.IPs = publishIPs(nicConfigs(nic), released, published)
+	pool.Status.AllocatedIPCount = int32(len(pool.Status.IPs))
+	if err == nil && res.IsZero() && (o.limitReason == nicpoolv1.ReasonVNetLimit || o.limitReason == nicpoolv1.ReasonSubnetFull) {
+		res = ctrl.Result{RequeueAfter: r.LimitRetry}
+	}
+	return res, err
+}
+
+// setLimit records why the pool gets fewer IPs than requested, if it does.
+// full is KindSubnetFull or KindTooManyIPConfigurations after ARM refused
+// additions for those reasons.
+func (r *PoolReconciler) setLimit(o *outcome, requested, grant int, p plan, full azure.Kind) {
+	o.limitReason, o.limitMsg = "", ""
+	if p.Target >= requested {
+		return
+	}
+	switch {
+	case full == azure.KindSubnetFull:
+		o.limitReason, o.limitMsg = nicpoolv1.ReasonSubnetFull, fmt.Sprintf("the subnet has no free address; %d of %d IPs", p.Target, requested)
+	case full == azure.KindTooManyIPConfigurations || p.NICCapped:
+		o.limitReason, o.limitMsg = nicpoolv1.ReasonPerVMLimit, fmt.Sprintf("the NIC holds Azure's maximum of %d IP configurations; %d of %d IPs", maxIPConfigsPerNIC, p.Target, requested)
+	case requested > r.PerVMLimit && grant >= r.PerVMLimit:
+		o.limitReason, o.limitMsg = nicpoolv1.ReasonPerVMLimit, fmt.Sprintf("requested %d IPs, the per-VM limit is %d", requested, r.PerVMLimit)
+	case grant < min(requested, r.PerVMLimit):
+		o.limitReason, o.limitMsg = nicpoolv1.ReasonVNetLimit, fmt.Sprintf("granted %d of %d IPs: the VNet quota of %d is shared by its nodes", grant, requested, r.Ledger.Limit())
+	}
+}
