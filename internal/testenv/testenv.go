@@ -12,13 +12,14 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/go-logr/logr"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 )
@@ -75,6 +76,9 @@ func Start(apiServerArgs ...string) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	// envtest logs through controller-runtime's global logger; without one
+	// it prints a warning with a stack trace.
+	ctrllog.SetLogger(logr.Discard())
 	s := Scheme()
 	e := &envtest.Environment{
 		BinaryAssetsDirectory: dir,

@@ -3,6 +3,9 @@ package testbed
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -28,7 +31,7 @@ func (tb *Testbed) AzureView() string {
 				foreign = append(foreign, c.Name+"="+c.IP)
 			}
 		}
-		sort.Strings(own)
+		sort.Slice(own, func(i, j int) bool { return netip.MustParseAddr(own[i]).Less(netip.MustParseAddr(own[j])) })
 		fmt.Fprintf(&b, "%-10s primary %-12s nicpool IP configurations: %3d %s", nic.Name, primary, len(own), abbreviate(own, 6))
 		if len(foreign) > 0 {
 			fmt.Fprintf(&b, "  other: %v", foreign)
@@ -132,23 +135,13 @@ func (tb *Testbed) WaitReady(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
-// NodeIPPoolTable renders the pools like `kubectl get nip -o wide`.
+// NodeIPPoolTable is the output of `kubectl get nip -o wide` against the
+// testbed's API server.
 func (tb *Testbed) NodeIPPoolTable(ctx context.Context) (string, error) {
-	list := &v1.NodeIPPoolList{}
-	if err := tb.Env.Client.List(ctx, list); err != nil {
-		return "", fmt.Errorf("list pools: %w", err)
+	kubectl := filepath.Join(tb.Env.AssetsDir, "kubectl")
+	out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", tb.kubeconfig, "get", "nodeippools", "-o", "wide").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("kubectl get nodeippools: %w: %s", err, out)
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%-8s %-10s %-12s %-9s %-9s %-6s %s\n", "NAME", "NIC", "PRIMARY IP", "REQUESTED", "ALLOCATED", "READY", "REASON")
-	for _, p := range list.Items {
-		ready, reason := "", ""
-		for _, c := range p.Status.Conditions {
-			if c.Type == v1.ConditionReady {
-				ready, reason = string(c.Status), c.Reason
-			}
-		}
-		fmt.Fprintf(&b, "%-8s %-10s %-12s %-9d %-9d %-6s %s\n", p.Name, p.Status.NICName, p.Status.PrimaryIP,
-			p.Spec.RequestedIPCount, p.Status.AllocatedIPCount, ready, reason)
-	}
-	return b.String(), nil
+	return string(out), nil
 }

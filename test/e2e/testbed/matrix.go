@@ -100,7 +100,7 @@ func RunPaths(ctx context.Context, paths []Path, settle time.Duration) []PathRes
 // FormatMatrix renders results as a table.
 func FormatMatrix(results []PathResult) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-27s %-10s %-10s %-15s %-16s %s\n", "PATH", "FROM", "TO", "TO IP", "SOURCE SEEN", "RESULT")
+	fmt.Fprintf(&b, "%-27s %-12s %-12s %-15s %-16s %s\n", "PATH", "FROM", "TO", "TO IP", "SOURCE SEEN", "RESULT")
 	for _, r := range results {
 		seen := r.Seen
 		if r.Err != nil {
@@ -115,7 +115,7 @@ func FormatMatrix(results []PathResult) string {
 				verdict += fmt.Sprintf(" (want %s)", r.WantSeen)
 			}
 		}
-		fmt.Fprintf(&b, "%-27s %-10s %-10s %-15s %-16s %s\n", r.Name, r.FromName, r.ToName, r.To, seen, verdict)
+		fmt.Fprintf(&b, "%-27s %-12s %-12s %-15s %-16s %s\n", r.Name, r.FromName, r.ToName, r.To, seen, verdict)
 	}
 	return b.String()
 }
