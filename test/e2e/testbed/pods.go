@@ -41,7 +41,7 @@ func (tb *Testbed) StartPod(ctx context.Context, vm *VM, name string) (*Pod, err
 	p := &Pod{Name: name, ContainerID: hex.EncodeToString(id), VM: vm}
 	obj := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: PodNamespace},
-		Spec: corev1.PodSpec{NodeName: vm.Name, Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
+		Spec:       corev1.PodSpec{NodeName: vm.Name, Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10"}}},
 	}
 	if err := tb.Env.Client.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("create pod %s: %w", name, err)
