@@ -56,6 +56,7 @@ lint: verify ## gofmt, go vet and golangci-lint.
 .PHONY: test
 test: setup verify ## Everything CI runs: unit, envtest, network-namespace and e2e tests.
 	$(GO) test $(TEST_FLAGS) ./...
+	cd hack/imagebuild && $(GO) test -count=1 ./...
 
 .PHONY: demo
 demo: setup build ## Start the simulated VNet with 3 VMs and ~30 pods, print what happened, tear down.

@@ -26,4 +26,4 @@ if ((${#missing[@]})); then
 fi
 
 "$root/hack/control-plane.sh"
-"$root/hack/tools.sh" controller-gen
+"$root/hack/tools.sh" controller-gen helm
