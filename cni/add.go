@@ -66,7 +66,8 @@ func add(args *skel.CmdArgs, conf *NetConf, log *slog.Logger) error {
 	if err != nil {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("open netns %q: %v", args.Netns, err), "")
 	}
-	defer netns.Close()
+	// The handle is only read; closing it cannot lose anything.
+	defer func() { _ = netns.Close() }()
 	mtu, err := resolveMTU(conf.MTU)
 	if err != nil {
 		return err
@@ -131,7 +132,7 @@ func checkNotOwnNetNS(args *skel.CmdArgs) error {
 	}
 	same, cerr := cnins.CheckNetNS(args.Netns)
 	if cerr != nil {
-		return cerr
+		return types.NewError(cerr.Code, fmt.Sprintf("check netns %q: %s", args.Netns, cerr.Msg), cerr.Details)
 	}
 	if same {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("netns %q is the plugin's own namespace, not a container's", args.Netns), "")
@@ -180,7 +181,7 @@ func wire(args *skel.CmdArgs, conf *NetConf, netns ns.NetNS, hostName string, ip
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("configure pod end in netns %s: %w", args.Netns, err)
 	}
 	if err := afterStep(stepPod); err != nil {
 		return nil, err

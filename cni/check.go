@@ -62,7 +62,8 @@ func check(args *skel.CmdArgs, conf *NetConf) error {
 	if err != nil {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("check: open netns %q: %v", args.Netns, err), "")
 	}
-	defer netns.Close()
+	// The handle is only read; closing it cannot lose anything.
+	defer func() { _ = netns.Close() }()
 	hostMAC, _ := net.ParseMAC(want.hostMAC)
 	err = netns.Do(func(ns.NetNS) error {
 		return verifyPod(args.IfName, want.podMAC, want.ip, hostMAC)

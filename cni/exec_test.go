@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,13 +44,13 @@ func TestBinaryReportsCNIErrors(t *testing.T) {
 		wantCode uint
 	}{
 		{"missing env vars", []string{"CNI_COMMAND=ADD"}, good, types.ErrInvalidEnvironmentVariables},
-		{"unknown command", append(full[1:], "CNI_COMMAND=FROB"), good, types.ErrInvalidEnvironmentVariables},
+		{"unknown command", slices.Concat(full[1:], []string{"CNI_COMMAND=FROB"}), good, types.ErrInvalidEnvironmentVariables},
 		{"malformed stdin", full, `{"cniVersion":`, types.ErrDecodingFailure},
 		{"unknown field", full, `{"cniVersion":"1.1.0","name":"n","type":"nicpool","agentSoket":"/x"}`, types.ErrInvalidNetworkConfig},
 		{"bad mtu", full, `{"cniVersion":"1.1.0","name":"n","type":"nicpool","mtu":-3}`, types.ErrInvalidNetworkConfig},
 		{"unsupported version", full, `{"cniVersion":"0.2.0","name":"n","type":"nicpool"}`, types.ErrIncompatibleCNIVersion},
 		{"missing netns", full, good, types.ErrInvalidNetNS},
-		{"bad CNI_ARGS", append(full, "CNI_ARGS=K8S_POD_NAME"), good, types.ErrInvalidEnvironmentVariables},
+		{"bad CNI_ARGS", slices.Concat(full, []string{"CNI_ARGS=K8S_POD_NAME"}), good, types.ErrInvalidEnvironmentVariables},
 		{"status with agent down", []string{"CNI_COMMAND=STATUS", "CNI_PATH=/opt/cni/bin"}, good, types.ErrPluginNotAvailable},
 	}
 	// As root, run the binary in a throwaway namespace: none of these cases

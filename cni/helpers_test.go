@@ -49,7 +49,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "create plugin dir:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	build := exec.Command("go", "build", "-o", filepath.Join(dir, "nicpool"), "github.com/nicpool/nicpool/cmd/nicpool")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -107,7 +107,7 @@ func newTestbed(t testing.TB, ips ...string) *testbed {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	socket := filepath.Join(dir, "agent.sock")
-	agent, err := fakeagent.Start(socket, ips)
+	agent, err := fakeagent.Start(t.Context(), socket, ips)
 	if err != nil {
 		t.Fatalf("start fake agent: %v", err)
 	}
@@ -119,7 +119,7 @@ func newTestbed(t testing.TB, ips ...string) *testbed {
 		socket: socket,
 		cni:    libcni.NewCNIConfigWithCacheDir([]string{pluginDir, referencePluginDir}, filepath.Join(dir, "cache"), nil),
 	}
-	tb.inNode(func() error { return setupUplink() })
+	tb.inNode(setupUplink)
 	return tb
 }
 
@@ -170,8 +170,7 @@ func (tb *testbed) nodeErr(fn func() error) error {
 // confList builds a conflist with nicpool first and extra plugins after it.
 func (tb *testbed) confList(version string, extra ...map[string]any) *libcni.NetworkConfigList {
 	tb.t.Helper()
-	plugins := []map[string]any{{"type": "nicpool", "agentSocket": tb.socket, "timeoutSeconds": defaultTTL}}
-	plugins = append(plugins, extra...)
+	plugins := append([]map[string]any{{"type": "nicpool", "agentSocket": tb.socket, "timeoutSeconds": defaultTTL}}, extra...)
 	b, err := json.Marshal(map[string]any{"cniVersion": version, "name": netName, "plugins": plugins})
 	if err != nil {
 		tb.t.Fatal(err)

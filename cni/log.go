@@ -12,7 +12,7 @@ import (
 // none is set: stdout belongs to the CNI protocol and stderr is often lost.
 // The returned close function is always safe to call.
 func newLogger(conf *NetConf, verb string, args *skel.CmdArgs) (*slog.Logger, func()) {
-	var w io.Writer = io.Discard
+	w := io.Discard
 	closeFn := func() {}
 	if conf != nil && conf.LogFile != "" {
 		f, err := os.OpenFile(conf.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)

@@ -19,7 +19,7 @@ func ping(netns ns.NetNS, src, dst string) error {
 		if err != nil {
 			return fmt.Errorf("open icmp socket on %s: %w", src, err)
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: 0x6e70, Seq: 1, Data: []byte("nicpool")}}
 		wire, err := msg.Marshal(nil)
 		if err != nil {

@@ -45,9 +45,9 @@ func DefaultOptions() Options {
 	return Options{
 		PerVMLimit: nicpoolv1.MaxIPsPerNode, PerVNetLimit: nicpoolv1.MaxIPsPerVNet, Workers: 10,
 		MetricsAddr: ":8080", ProbeAddr: ":8081", LeaderElectionNamespace: "",
-		LimitRetry: 30 * time.Second, PendingRetry: time.Second, ThrottleRetry: 10 * time.Second,
+		LimitRetry: 30 * time.Second, PendingRetry: 2 * time.Second, ThrottleRetry: 10 * time.Second,
 		Azure: azure.Config{
-			Auth: azure.AuthDefault, LROTimeout: 300 * time.Millisecond,
+			Auth: azure.AuthDefault, LROTimeout: time.Second,
 			ReadQPS: azure.DefaultReadQPS, ReadBurst: azure.DefaultReadBurst,
 			WriteQPS: azure.DefaultWriteQPS, WriteBurst: azure.DefaultWriteBurst,
 		},

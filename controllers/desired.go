@@ -40,8 +40,9 @@ type planInput struct {
 	Published map[string]string
 	// Grant is how many nicpool IPs the pool may hold after the write.
 	Grant int
-	// NoAdds suppresses additions (the subnet is full).
-	NoAdds bool
+	// MaxAdds caps additions (after ARM refused a larger write because the
+	// subnet or the NIC is full); negative means no cap.
+	MaxAdds int
 }
 
 // plan is the change one NIC write makes.
@@ -84,8 +85,11 @@ func computePlan(in planInput, newName func() string) plan {
 		keep++
 	}
 	add := 0
-	if !in.NoAdds {
+	{
 		add = max(0, in.Grant-keep)
+		if in.MaxAdds >= 0 {
+			add = min(add, in.MaxAdds)
+		}
 		room := maxIPConfigsPerNIC - (len(in.Configs) - len(p.Remove))
 		if add > room {
 			add, p.NICCapped = max(room, 0), true

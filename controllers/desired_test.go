@@ -40,16 +40,17 @@ func TestComputePlan(t *testing.T) {
 		wantRemove                []string
 		capped                    bool
 	}{
-		{name: "empty NIC grows to grant", in: planInput{Configs: configs("10.0.0.4", nil), Grant: 2}, wantAdd: 2, target: 2},
-		{name: "steady", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5"), Grant: 1}, wantHeld: 1, target: 1},
-		{name: "grant below held removes nothing unreleased", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 0}, wantHeld: 2, target: 2},
-		{name: "released IPs are removed", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-001"}}, wantHeld: 2, target: 1, wantRemove: []string{"nicpool-001"}},
-		{name: "released IP on a config the agent never saw is kept", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-old"}}, wantHeld: 2, target: 2},
-		{name: "remove and add in one plan", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 3, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantAdd: 2, wantHeld: 2, target: 3, wantRemove: []string{"nicpool-000"}},
-		{name: "primary and foreign never removed", in: planInput{Configs: configs("10.0.0.4", []string{"10.0.0.9"}), Grant: 0, Released: map[string]bool{"10.0.0.4": true, "10.0.0.9": true}, Published: map[string]string{"10.0.0.4": "ipconfig1", "10.0.0.9": "foreign-0"}}, target: 0},
-		{name: "no adds when subnet full, removals still made", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5"), Grant: 5, NoAdds: true, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantHeld: 1, target: 0, wantRemove: []string{"nicpool-000"}},
-		{name: "NIC cap of 256 with foreign configs", in: planInput{Configs: configs("10.0.0.4", []string{"10.0.0.7", "10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12"}, many[:245]...), Grant: 250}, wantAdd: 4, wantHeld: 245, target: 249, capped: true},
-		{name: "names never collide", in: planInput{Configs: configs("10.0.0.4", nil), Grant: 3}, wantAdd: 3, target: 3},
+		{name: "empty NIC grows to grant", in: planInput{Configs: configs("10.0.0.4", nil), Grant: 2, MaxAdds: -1}, wantAdd: 2, target: 2},
+		{name: "steady", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5"), Grant: 1, MaxAdds: -1}, wantHeld: 1, target: 1},
+		{name: "grant below held removes nothing unreleased", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 0, MaxAdds: -1}, wantHeld: 2, target: 2},
+		{name: "released IPs are removed", in: planInput{MaxAdds: -1, Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-001"}}, wantHeld: 2, target: 1, wantRemove: []string{"nicpool-001"}},
+		{name: "released IP on a config the agent never saw is kept", in: planInput{MaxAdds: -1, Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-old"}}, wantHeld: 2, target: 2},
+		{name: "remove and add in one plan", in: planInput{MaxAdds: -1, Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 3, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantAdd: 2, wantHeld: 2, target: 3, wantRemove: []string{"nicpool-000"}},
+		{name: "primary and foreign never removed", in: planInput{MaxAdds: -1, Configs: configs("10.0.0.4", []string{"10.0.0.9"}), Grant: 0, Released: map[string]bool{"10.0.0.4": true, "10.0.0.9": true}, Published: map[string]string{"10.0.0.4": "ipconfig1", "10.0.0.9": "foreign-0"}}, target: 0},
+		{name: "capped adds when subnet full, removals still made", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5"), Grant: 5, MaxAdds: 0, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantHeld: 1, target: 0, wantRemove: []string{"nicpool-000"}},
+		{name: "NIC cap of 256 with foreign configs", in: planInput{MaxAdds: -1, Configs: configs("10.0.0.4", []string{"10.0.0.7", "10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12"}, many[:245]...), Grant: 250}, wantAdd: 4, wantHeld: 245, target: 249, capped: true},
+		{name: "adds capped after a full subnet", in: planInput{MaxAdds: 3, Configs: configs("10.0.0.4", nil), Grant: 10}, wantAdd: 3, target: 3},
+		{name: "names never collide", in: planInput{Configs: configs("10.0.0.4", nil), Grant: 3, MaxAdds: -1}, wantAdd: 3, target: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,7 +24,9 @@ func TestFairGrant(t *testing.T) {
 		{name: "leaves room for others to reach fair share", limit: 100, self: usage{0, 100}, others: []usage{{0, 100}}, want: 50},
 		{name: "grows past fair share once others have theirs", limit: 100, self: usage{50, 100}, others: []usage{{40, 40}}, want: 60},
 		{name: "scarce: proportional, never zero", limit: 100, self: usage{0, 100}, others: []usage{{98, 100}, {0, 100}}, want: 1},
-		{name: "zero-demand pools do not hold quota back", limit: 100, self: usage{0, 100}, others: []usage{{0, 0}, {0, 0}}, want: 100},
+		{name: "zero-demand pools hold back only a floor", limit: 100, self: usage{0, 100}, others: []usage{{0, 0}, {0, 0}}, want: 83},
+		{name: "idle pools holding IPs need no floor", limit: 100, self: usage{0, 100}, others: []usage{{10, 0}, {10, 0}}, want: 80},
+		{name: "late asker next to full pools is not left at zero", limit: 1000, self: usage{0, 250}, others: append(repeat(usage{250, 250}, 3), usage{0, 0}, usage{0, 0}, usage{0, 0}), want: 223},
 		{name: "first of three leaves others their fair share", limit: 100, self: usage{0, 100}, others: repeat(usage{0, 100}, 2), want: 34},
 		{name: "70 nodes: room for 69 fair shares of 228", limit: 16000, self: usage{0, 250}, others: repeat(usage{0, 250}, 69), want: 250},
 		{name: "70 nodes: late node gets a proportional share", limit: 16000, self: usage{0, 250}, others: append(repeat(usage{250, 250}, 10), repeat(usage{0, 250}, 59)...), want: 225},
@@ -151,5 +153,35 @@ func TestLedgerSettleCancelForget(t *testing.T) {
 	l.Forget("b")
 	if used, held := l.Used("v"); used != 0 || held != 0 {
 		t.Fatalf("used, held after forget = %d, %d, want 0, 0", used, held)
+	}
+}
+
+func TestLedgerWakesHeldBackPools(t *testing.T) {
+	tests := []struct {
+		name    string
+		release func(l *Ledger)
+		want    []string
+	}{
+		{name: "release wakes held-back pools, fewest IPs first", release: func(l *Ledger) { l.Settle("a", "v", 50) }, want: []string{"c", "b"}},
+		{name: "forget wakes", release: func(l *Ledger) { l.Forget("a") }, want: []string{"c", "b"}},
+		{name: "one free IP wakes one pool", release: func(l *Ledger) { l.Settle("a", "v", 59) }, want: []string{"c"}},
+		{name: "no change wakes nobody", release: func(l *Ledger) { l.Settle("a", "v", 60) }, want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := NewLedger(100)
+			l.Rebuild(nil)
+			l.Settle("a", "v", 60)
+			l.Settle("b", "v", 30)
+			l.Settle("c", "v", 10)
+			l.Observe("b", "v", 30, 50)
+			l.Observe("c", "v", 10, 50)
+			var got []string
+			l.wake = func(p []string) { got = append(got, p...) }
+			tt.release(l)
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("woken %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"testing"
@@ -90,7 +91,20 @@ func TestARMFaultsConverge(t *testing.T) {
 			}
 		})
 	}
-	if owned, foreign := nicOwned(s, nicID(0)); len(owned) != want || len(foreign) != 0 {
-		t.Errorf("NIC has %d nicpool and %d foreign configurations, want %d and 0", len(owned), len(foreign), want)
+	// Someone else adds an IP configuration; it survives the next passes.
+	nic, err := s.nics.GetNIC(context.Background(), nicID(0))
+	if err != nil {
+		t.Fatalf("get nic: %v", err)
+	}
+	nic.Properties.IPConfigurations = applyPlan(nic, plan{Add: []string{"someone-else"}}, *primaryConfig(nic).Properties.Subnet.ID)
+	if _, err := s.nics.UpdateNIC(context.Background(), nic); err != nil {
+		t.Fatalf("add foreign configuration: %v", err)
+	}
+	_, foreignBefore := nicOwned(s, nicID(0))
+	want += 5
+	setRequest(t, "faults-0", want, nil)
+	eventually(t, 60*time.Second, func() string { return statusMatchesNIC(s, lookPool("faults-0"), nicID(0), want) })
+	if owned, foreign := nicOwned(s, nicID(0)); len(owned) != want || len(foreign) != 1 || foreign["someone-else"] != foreignBefore["someone-else"] {
+		t.Errorf("NIC has %d nicpool configurations and foreign %v, want %d and %v", len(owned), foreign, want, foreignBefore)
 	}
 }

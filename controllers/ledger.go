@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"cmp"
+	"slices"
+	"strings"
 	"sync"
 )
 
@@ -44,6 +47,9 @@ type Ledger struct {
 	pools    map[string]*ledgerEntry
 	ready    chan struct{}
 	onChange func(vnet string, used, held int)
+	// wake, if set, is told of pools held back by the VNet quota when quota
+	// frees up in their VNet. It is called without the lock held.
+	wake func(pools []string)
 }
 
 // NewLedger returns an empty ledger for the given per-VNet limit. It grants
@@ -114,10 +120,13 @@ func (l *Ledger) Reserve(pool, vnet string, held, want int) int {
 // nicpool IPs, and its reservation is returned.
 func (l *Ledger) Settle(pool, vnet string, held int) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	e := l.entry(pool, vnet)
+	before := e.used()
 	e.held, e.reserved, e.suspect, e.verified = held, 0, 0, true
 	l.notify(vnet)
+	waiting := l.freedLocked(vnet, before-e.used(), pool)
+	l.mu.Unlock()
+	l.wakeUp(waiting)
 }
 
 // Observe records a pool's demand as soon as the informer sees it, so that
@@ -143,6 +152,8 @@ func (l *Ledger) Observe(pool, vnet string, held, want int) {
 
 // Cancel returns pool's reservation after a NIC write that ARM refused, so
 // the NIC is known to be unchanged.
+// It wakes nobody: ARM just refused a write (throttled, conflict, stale
+// etag), so other pools are better left to their own schedule.
 func (l *Ledger) Cancel(pool string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -155,10 +166,51 @@ func (l *Ledger) Cancel(pool string) {
 // Forget drops a pool whose IP configurations are gone from its NIC.
 func (l *Ledger) Forget(pool string) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	var waiting []string
 	if e, ok := l.pools[pool]; ok {
 		delete(l.pools, pool)
 		l.notify(e.vnet)
+		waiting = l.freedLocked(e.vnet, e.used(), pool)
+	}
+	l.mu.Unlock()
+	l.wakeUp(waiting)
+}
+
+// freedLocked returns the pools of vnet to wake after freed IPs of quota
+// came back: pools held back by the quota, fewest IPs first, at most one per
+// free IP, so a small release does not stampede every pool into an ARM read.
+// The releasing pool itself is left to its own result. l.mu is held.
+func (l *Ledger) freedLocked(vnet string, freed int, except string) []string {
+	if freed <= 0 || l.wake == nil {
+		return nil
+	}
+	used, _ := l.usedLocked(vnet)
+	free := l.limit - used
+	if free <= 0 {
+		return nil
+	}
+	type cand struct {
+		name string
+		used int
+	}
+	var cands []cand
+	for name, e := range l.pools {
+		if name != except && e.vnet == vnet && e.used() < e.want {
+			cands = append(cands, cand{name, e.used()})
+		}
+	}
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Or(a.used-b.used, strings.Compare(a.name, b.name)) })
+	out := make([]string, 0, min(free, len(cands)))
+	for _, c := range cands[:min(free, len(cands))] {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// wakeUp hands pools to the wake hook, if any.
+func (l *Ledger) wakeUp(pools []string) {
+	if len(pools) > 0 && l.wake != nil {
+		l.wake(pools)
 	}
 }
 

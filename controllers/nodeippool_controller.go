@@ -10,13 +10,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 )
@@ -82,6 +85,9 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	pool := &nicpoolv1.NodeIPPool{}
 	if err := r.Get(ctx, req.NamespacedName, pool); err != nil {
 		if apierrors.IsNotFound(err) {
+			// Gone without our finalizer pass (someone removed it): its
+			// quota can no longer be accounted for by its status.
+			r.Ledger.Forget(req.Name)
 			poolConditions.update(req.Name, nil)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -142,12 +148,24 @@ func (r *PoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.newName == nil {
 		r.newName = newConfigName
 	}
+	// Pools held back by the VNet quota are woken when quota frees up; a
+	// full channel drops wake-ups, which LimitRetry then covers.
+	woken := make(chan event.GenericEvent, 1024)
+	r.Ledger.wake = func(pools []string) {
+		for _, name := range pools {
+			select {
+			case woken <- event.GenericEvent{Object: &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}}:
+			default:
+			}
+		}
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("nodeippool").
 		For(&nicpoolv1.NodeIPPool{}, builder.WithPredicates(observeDemand(r.Ledger, r.PerVMLimit), predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{},
 			predicate.AnnotationChangedPredicate{}, deletionPredicate{}))).
 		Watches(&corev1.Node{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(providerIDChanged{})).
+		WatchesRawSource(source.Channel(woken, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Complete(r)
 }

@@ -140,3 +140,23 @@ func setRequestWhenExists(t *testing.T, name string, n int) {
 func getVNetID(s *sim) string {
 	return s.srv.Snapshot().NICs[0].VNetID
 }
+
+// TestSubnetFull fills a small subnet: the pool gets every free address and
+// says SubnetFull.
+func TestSubnetFull(t *testing.T) {
+	// A /27 has 27 usable addresses; the NIC's primary holds one.
+	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.6.0.0/16", "10.6.0.0/27", 1), nil)
+	startOperator(t, s, testOptions(), nil)
+	createNode(t, "full-0", providerID(0))
+	setRequestWhenExists(t, "full-0", 40)
+	eventually(t, 60*time.Second, func() string {
+		p := lookPool("full-0")
+		if msg := statusMatchesNIC(s, p, nicID(0), 26); msg != "" {
+			return msg
+		}
+		if st, reason := condition(p, nicpoolv1.ConditionLimitReached); st != metav1.ConditionTrue || reason != nicpoolv1.ReasonSubnetFull {
+			return fmt.Sprintf("LimitReached = %s/%s, want True/SubnetFull", st, reason)
+		}
+		return ""
+	})
+}

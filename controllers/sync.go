@@ -16,23 +16,16 @@ import (
 // status. Quota is reserved before the write and settled after it.
 func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, o *outcome) (ctrl.Result, error) {
 	vnet, subnetID := pool.Status.VNetID, pool.Status.SubnetID
-	released := map[string]bool{}
-	for _, ip := range pool.Spec.IPsNotInUse {
-		released[string(ip)] = true
-	}
-	published := map[string]string{}
-	for _, p := range pool.Status.IPs {
-		published[string(p.IP)] = p.IPConfiguration
-	}
+	released, published := agentView(pool)
 	requested := int(pool.Spec.RequestedIPCount)
 	want := min(requested, r.PerVMLimit)
-	noAdds, full := false, azure.KindOther
+	maxAdds, full := -1, azure.KindOther
 	var res ctrl.Result
 	var err error
 	for attempt := 1; ; attempt++ {
 		configs := nicConfigs(nic)
 		grant := r.Ledger.Reserve(pool.Name, vnet, countOwned(configs), want)
-		p := computePlan(planInput{Configs: configs, Released: released, Published: published, Grant: grant, NoAdds: noAdds}, r.newName)
+		p := computePlan(planInput{Configs: configs, Released: released, Published: published, Grant: grant, MaxAdds: maxAdds}, r.newName)
 		r.setLimit(o, requested, grant, p, full)
 		if p.empty() {
 			r.Ledger.Settle(pool.Name, vnet, p.Held)
@@ -60,12 +53,15 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 				return r.armFailure(pool, o, werr, false)
 			}
 			continue
-		case (kind == azure.KindSubnetFull || kind == azure.KindTooManyIPConfigurations) && !noAdds:
-			// ARM refused the whole write; the removals are still owed.
+		case kind == azure.KindSubnetFull || kind == azure.KindTooManyIPConfigurations:
+			// ARM refused the whole write: try half the additions (the
+			// removals are still owed), down to none; at most ~log2(256) tries.
 			r.Ledger.Cancel(pool.Name)
-			noAdds, full = true, kind
+			maxAdds, full = len(p.Add)/2, kind
 			r.setLimit(o, requested, grant, p, full)
-			continue
+			if len(p.Add) > 0 {
+				continue
+			}
 		case kind == azure.KindPending || kind == azure.KindOther:
 			// The write may have happened: keep the reservation until the
 			// next read of the NIC settles it.
@@ -101,4 +97,17 @@ func (r *PoolReconciler) setLimit(o *outcome, requested, grant int, p plan, full
 	case grant < min(requested, r.PerVMLimit):
 		o.limitReason, o.limitMsg = nicpoolv1.ReasonVNetLimit, fmt.Sprintf("granted %d of %d IPs: the VNet quota of %d is shared by its nodes", grant, requested, r.Ledger.Limit())
 	}
+}
+
+// agentView returns the IPs the agent released and the configuration name
+// status.ips published for each IP.
+func agentView(pool *nicpoolv1.NodeIPPool) (released map[string]bool, published map[string]string) {
+	released, published = map[string]bool{}, map[string]string{}
+	for _, ip := range pool.Spec.IPsNotInUse {
+		released[string(ip)] = true
+	}
+	for _, p := range pool.Status.IPs {
+		published[string(p.IP)] = p.IPConfiguration
+	}
+	return released, published
 }

@@ -54,13 +54,17 @@ type Deps struct {
 
 // Run runs the agent until ctx ends: restore the store, sync the pool,
 // reconcile allocations, serve the plugin, GC, SNAT and install.
-func Run(ctx context.Context, o Options, d Deps) error {
+func Run(ctx context.Context, o Options, d Deps) (err error) {
 	log := d.Log
 	st, err := openStore(o, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close allocation store %s: %w", o.StateDir, cerr))
+		}
+	}()
 	var alloc *ipam.Allocator
 	m := metrics.New(d.Registry, func() metrics.Snapshot { return alloc.Snapshot() })
 	alloc = ipam.New(st, ipam.Config{Policy: o.Policy, AllocTimeout: o.AllocTimeout, Metrics: m})
@@ -69,7 +73,7 @@ func Run(ctx context.Context, o Options, d Deps) error {
 	if err := errors.Join(clientgoscheme.AddToScheme(scheme), nicpoolv1.AddToScheme(scheme)); err != nil {
 		return fmt.Errorf("build scheme: %w", err)
 	}
-	c, err := poolsync.NewCache(d.RestConfig, scheme, o.NodeName)
+	c, err := poolsync.NewCache(ctx, d.RestConfig, scheme, o.NodeName)
 	if err != nil {
 		return err
 	}
@@ -104,7 +108,10 @@ func Run(ctx context.Context, o Options, d Deps) error {
 	g.Go(func() error { snatLoop(ctx, o, d, alloc, log.WithName("snat")); return nil })
 	g.Go(func() error { installLoop(ctx, d.Installer, alloc, log.WithName("install")); return nil })
 	log.Info("Started the node agent", "node", o.NodeName, "socket", o.SocketPath, "allocations", len(st.List()))
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("run node agent %s: %w", o.NodeName, err)
+	}
+	return nil
 }
 
 // openStore opens the state directory. When the record is corrupt and

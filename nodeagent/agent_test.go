@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -78,7 +79,7 @@ func TestAgentServes250PodsBurstOnAnEmptyNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	o := DefaultOptions()
 	o.NodeName, o.SocketPath, o.StateDir = node, filepath.Join(dir, "agent.sock"), filepath.Join(dir, "state")
 	o.MetricsAddr, o.IntrospectionAddr = "", ""
@@ -102,7 +103,8 @@ func TestAgentServes250PodsBurstOnAnEmptyNode(t *testing.T) {
 					ips[i] = resp.IP
 					return
 				}
-				if apiErr, ok := err.(*agentapi.Error); ok {
+				var apiErr *agentapi.Error
+				if errors.As(err, &apiErr) {
 					t.Errorf("allocation %d: %v", i, apiErr)
 					return
 				}
@@ -143,7 +145,7 @@ func TestAgentReleasesIPsOfDeletedPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	o := DefaultOptions()
 	o.NodeName, o.SocketPath, o.StateDir = node, filepath.Join(dir, "agent.sock"), filepath.Join(dir, "state")
 	o.MetricsAddr, o.IntrospectionAddr, o.GCGrace = "", "", time.Second

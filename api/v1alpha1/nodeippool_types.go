@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // MaxIPsPerNode is the most secondary IP configurations nicpool places on one
@@ -168,6 +169,10 @@ type NodeIPPoolList struct {
 	Items []NodeIPPool `json:"items"`
 }
 
-func init() {
-	SchemeBuilder.Register(&NodeIPPool{}, &NodeIPPoolList{})
+// addKnownTypes registers the kinds of this package, and the meta types every
+// group version serves, with s.
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &NodeIPPool{}, &NodeIPPoolList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
 }

@@ -46,7 +46,7 @@ func run() error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
-		return err
+		return fmt.Errorf("parse flags: %w", err)
 	}
 	if o.ShowVersion {
 		fmt.Println("nicpool-agent", version)

@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -48,7 +49,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVarP(&c.verbose, "verbose", "v", false, "log every request")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("parse flags: %w", err)
 	}
 	if c.topology == "" && !c.showVersion {
 		return nil, errors.New("--topology is required")
@@ -56,7 +57,7 @@ func parseFlags(args []string) (*config, error) {
 	return c, nil
 }
 
-func run(args []string) error {
+func run(args []string) (err error) {
 	c, err := parseFlags(args)
 	if err != nil {
 		return err
@@ -75,10 +76,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(c.listen); err != nil {
+	if err := srv.Start(context.Background(), c.listen); err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer func() { err = errors.Join(err, srv.Close()) }()
 	fmt.Printf("nicpool-armsim %s serving subscription %s at %s\n", version, srv.SubscriptionID(), srv.URL())
 	if c.caOut != "" {
 		if err := os.WriteFile(c.caOut, srv.CACertPEM(), 0o644); err != nil {

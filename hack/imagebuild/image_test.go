@@ -93,7 +93,7 @@ type file struct {
 
 func readFS(t *testing.T, rc io.ReadCloser) map[string]file {
 	t.Helper()
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	files := map[string]file{}
 	tr := tar.NewReader(rc)
 	for {

@@ -76,7 +76,7 @@ func run(args []string) error {
 	fs.StringVar(&spec.Platform, "platform", "linux/amd64", "OS/ARCH of the image")
 	fs.StringVar(&labels, "labels", "", "comma-separated KEY=VALUE image labels")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return fmt.Errorf("parse flags: %w", err)
 	}
 	spec.Files = files
 	spec.Links = links

@@ -51,7 +51,8 @@ func TestConcurrentPutsSameEtagOneWins(t *testing.T) {
 			continue
 		}
 		status, code := errCode(t, err)
-		if !(status == 412 && code == armsim.CodePreconditionFailed) && !(status == 409 && code == armsim.CodeAnotherOperationInProgress) {
+		lostRace := (status == 412 && code == armsim.CodePreconditionFailed) || (status == 409 && code == armsim.CodeAnotherOperationInProgress)
+		if !lostRace {
 			t.Errorf("loser got %d %s, want 412 PreconditionFailed or 409 AnotherOperationInProgress", status, code)
 		}
 	}
@@ -85,7 +86,11 @@ func TestPutInFlightConflicts(t *testing.T) {
 	if status, code := errCode(t, err); status != 409 || code != armsim.CodeAnotherOperationInProgress {
 		t.Fatalf("second put got %d %s, want 409 AnotherOperationInProgress", status, code)
 	}
-	if _, err := p.Poll(ctx); err != nil || p.Done() {
+	resp, err := p.Poll(ctx)
+	if resp != nil {
+		_ = resp.Body.Close()
+	}
+	if err != nil || p.Done() {
 		t.Fatalf("hung operation: done=%v err=%v, want in progress", p.Done(), err)
 	}
 	during, err := e.nics.Get(ctx, testRG, "vm-0-nic", nil)

@@ -65,8 +65,8 @@ func (s *Server) FailNext(op Op, n int, status int, code string) {
 	s.faults.fail[op] = &failSpec{n: n, status: status, code: code}
 }
 
-// HangLRO, while true, keeps newly accepted PUT operations InProgress; setting it false
-// lets them (and later ones) complete after PutLatency.
+// HangLRO keeps newly accepted PUT operations InProgress while hang is true; setting it
+// false lets them (and later ones) complete after PutLatency.
 func (s *Server) HangLRO(hang bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

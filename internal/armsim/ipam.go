@@ -66,13 +66,3 @@ func (s *subnet) lowestFrom(from netip.Addr, release, taken map[netip.Addr]bool)
 		}
 	}
 }
-
-// subnetFor returns the subnet of v containing a, or nil.
-func (v *vnet) subnetFor(a netip.Addr) *subnet {
-	for _, s := range v.subnets {
-		if s.prefix.Contains(a) {
-			return s
-		}
-	}
-	return nil
-}

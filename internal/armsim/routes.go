@@ -42,9 +42,15 @@ func (s *Server) match(method, path string) (*route, *armError) {
 		return s.method(method, p, map[string]route{http.MethodGet: {op: OpPollOperation, handle: s.pollOperation}})
 	case len(seg) >= 7 && is(2, "resourcegroups") && is(4, "providers") && is(5, "microsoft.network"):
 		p.rg = seg[3]
-	default:
-		return nil, errorf(http.StatusNotFound, CodeNotFound, "no route for %s", path)
+		return s.matchInResourceGroup(method, path, seg, is, p)
 	}
+	return nil, errorf(http.StatusNotFound, CodeNotFound, "no route for %s", path)
+}
+
+// matchInResourceGroup resolves the routes under
+// /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network; is
+// compares a lower-cased segment of seg.
+func (s *Server) matchInResourceGroup(method, path string, seg []string, is func(int, string) bool, p params) (*route, *armError) {
 	switch {
 	case len(seg) == 7 && is(6, "networkinterfaces"):
 		return s.method(method, p, map[string]route{http.MethodGet: {op: OpListNICs, handle: s.listNICs}})

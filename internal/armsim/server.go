@@ -1,6 +1,7 @@
 package armsim
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -91,7 +92,8 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // Start listens on addr (e.g. "127.0.0.1:0") and serves HTTPS with a freshly generated CA.
-func (s *Server) Start(addr string) error {
+// ctx bounds only the listen; Close stops the server.
+func (s *Server) Start(ctx context.Context, addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("start armsim on %s: %w", addr, err)
@@ -100,7 +102,8 @@ func (s *Server) Start(addr string) error {
 	if err != nil {
 		return fmt.Errorf("start armsim on %s: %w", addr, err)
 	}
-	ln, err := net.Listen("tcp", addr)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("start armsim on %s: %w", addr, err)
 	}

@@ -2,6 +2,7 @@ package armsim
 
 import (
 	"context"
+	"fmt"
 	"sort"
 )
 
@@ -88,7 +89,7 @@ func (s *Server) WaitForChange(ctx context.Context, after uint64) (uint64, error
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return v, ctx.Err()
+			return v, fmt.Errorf("wait for a change after version %d: %w", after, ctx.Err())
 		}
 	}
 }

@@ -119,7 +119,7 @@ func TestProductionWiring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start("127.0.0.1:0"); err != nil {
+	if err := srv.Start(t.Context(), "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })

@@ -43,7 +43,7 @@ func TestSelectRelease(t *testing.T) {
 	old := now.Add(-10 * time.Minute)
 	recent := now.Add(-10 * time.Second)
 	idle := func(ips ...string) []IdleIP {
-		var out []IdleIP
+		out := make([]IdleIP, 0, len(ips))
 		for _, ip := range ips {
 			out = append(out, IdleIP{IP: ip, IdleSince: old})
 		}

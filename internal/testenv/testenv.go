@@ -116,7 +116,10 @@ func (e *Env) Kubeconfig(path string) error {
 	if err != nil {
 		return fmt.Errorf("render kubeconfig: %w", err)
 	}
-	return os.WriteFile(path, data, 0o600)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("write kubeconfig %s: %w", path, err)
+	}
+	return nil
 }
 
 // ControlPlane exposes the underlying envtest control plane (to add users

@@ -81,7 +81,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return fmt.Errorf("call nicpool agent at %s: %w", c.socket, err)
 	}
-	defer resp.Body.Close()
+	// The body is only read; a close error cannot lose anything.
+	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return fmt.Errorf("read %s response: %w", path, err)

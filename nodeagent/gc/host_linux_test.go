@@ -30,7 +30,7 @@ func testNamespace(t *testing.T) *netlink.Handle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
+	defer func() { _ = orig.Close() }()
 	ns, err := netns.New()
 	if err != nil {
 		t.Fatalf("create network namespace: %v", err)
@@ -42,7 +42,7 @@ func testNamespace(t *testing.T) *netlink.Handle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.Close(); ns.Close() })
+	t.Cleanup(func() { h.Close(); _ = ns.Close() })
 	return h
 }
 

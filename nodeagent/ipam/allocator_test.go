@@ -28,9 +28,10 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func newClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
 
-func ips(from, n int) []string {
+// ips returns the first n addresses of the test pool.
+func ips(n int) []string {
 	out := make([]string, 0, n)
-	for i := from; i < from+n; i++ {
+	for i := range n {
 		out = append(out, fmt.Sprintf("10.1.%d.%d", i/250, i%250+1))
 	}
 	return out
@@ -72,7 +73,7 @@ func operator(ctx context.Context, a *Allocator, maxIPs, grantBatch int, plans c
 		if granted < want {
 			granted = min(granted+grantBatch, want)
 		}
-		a.UpdatePool(PoolState{Found: true, IPs: ips(0, granted), Requested: plan.Requested})
+		a.UpdatePool(PoolState{Found: true, IPs: ips(granted), Requested: plan.Requested})
 	}
 }
 
@@ -119,7 +120,7 @@ func TestBurstOf250OnAnEmptyNode(t *testing.T) {
 
 func TestAllocateIsIdempotent(t *testing.T) {
 	a := New(store.NewMemStore(), Config{Policy: policy})
-	a.UpdatePool(PoolState{Found: true, IPs: ips(0, 10)})
+	a.UpdatePool(PoolState{Found: true, IPs: ips(10)})
 	var wg sync.WaitGroup
 	results := make([]string, 20)
 	for i := range results {
@@ -145,7 +146,7 @@ func TestAllocateIsIdempotent(t *testing.T) {
 
 func TestNeverHandsOutIPsNotInUseOrOutsideStatus(t *testing.T) {
 	a := New(store.NewMemStore(), Config{Policy: policy, AllocTimeout: 50 * time.Millisecond})
-	all := ips(0, 3)
+	all := ips(3)
 	a.UpdatePool(PoolState{Found: true, IPs: all, NotInUse: all[:2]})
 	resp, err := a.Allocate(context.Background(), att(1))
 	if err != nil || resp.IP != all[2] {
@@ -176,7 +177,7 @@ func TestWaitRespectsContext(t *testing.T) {
 
 func TestReleasedIPIsReusedLast(t *testing.T) {
 	a := New(store.NewMemStore(), Config{Policy: policy})
-	a.UpdatePool(PoolState{Found: true, IPs: ips(0, 3)})
+	a.UpdatePool(PoolState{Found: true, IPs: ips(3)})
 	first, _ := a.Allocate(context.Background(), att(1))
 	if _, err := a.Release(att(1).AttachmentKey); err != nil {
 		t.Fatal(err)
@@ -198,7 +199,7 @@ func TestStoreFailureIsInternalErrorAndHandsOutNothing(t *testing.T) {
 	st := store.NewMemStore()
 	st.FailWrites = errors.New("disk full")
 	a := New(st, Config{Policy: policy})
-	a.UpdatePool(PoolState{Found: true, IPs: ips(0, 3)})
+	a.UpdatePool(PoolState{Found: true, IPs: ips(3)})
 	_, err := a.Allocate(context.Background(), att(1))
 	if codeOf(err) != agentapi.CodeInternal {
 		t.Fatalf("Allocate with a failing store = %v, want code %d", err, agentapi.CodeInternal)
@@ -236,7 +237,7 @@ func TestSameIPAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := New(st, Config{Policy: policy})
-	a.UpdatePool(PoolState{Found: true, IPs: ips(0, 5)})
+	a.UpdatePool(PoolState{Found: true, IPs: ips(5)})
 	first, err := a.Allocate(context.Background(), att(1))
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +247,7 @@ func TestSameIPAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := New(st2, Config{Policy: policy})
-	b.UpdatePool(PoolState{Found: true, IPs: ips(0, 5)})
+	b.UpdatePool(PoolState{Found: true, IPs: ips(5)})
 	again, err := b.Allocate(context.Background(), att(1))
 	if err != nil || again.IP != first.IP {
 		t.Errorf("after a restart the same key got %v, %v; want %s", again, err, first.IP)

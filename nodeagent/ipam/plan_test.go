@@ -12,7 +12,7 @@ import (
 func TestReleaseIsTwoPhase(t *testing.T) {
 	clock := newClock()
 	a := New(store.NewMemStore(), Config{Policy: policy, Now: clock.Now, AllocTimeout: 50 * time.Millisecond})
-	all := ips(0, 10)
+	all := ips(10)
 	a.UpdatePool(PoolState{Found: true, IPs: all, Requested: 10})
 	held := map[string]bool{}
 	for i := range 3 {
@@ -81,7 +81,7 @@ func TestReleaseIsTwoPhase(t *testing.T) {
 
 func TestPlanNeverListsAHeldIP(t *testing.T) {
 	a := New(store.NewMemStore(), Config{Policy: policy})
-	all := ips(0, 2)
+	all := ips(2)
 	a.UpdatePool(PoolState{Found: true, IPs: all})
 	r, err := a.Allocate(context.Background(), att(1))
 	if err != nil {
@@ -103,7 +103,7 @@ func TestNoReleaseSoonAfterScaleUp(t *testing.T) {
 		t.Fatalf("requested on an empty node = %d, want the minimum 2", plan.Requested)
 	}
 	clock.Advance(30 * time.Second)
-	a.UpdatePool(PoolState{Found: true, IPs: ips(0, 10), Requested: 2})
+	a.UpdatePool(PoolState{Found: true, IPs: ips(10), Requested: 2})
 	clock.Advance(45 * time.Second) // idle 45s, scale-up 75s ago
 	if plan, _ := a.PlanSpec(); len(plan.NotInUse) != 0 {
 		t.Errorf("released %v before the IPs were idle for the cooldown", plan.NotInUse)
@@ -124,8 +124,8 @@ func TestReadiness(t *testing.T) {
 		{"before the first sync", nil, false},
 		{"pool missing", &PoolState{}, false},
 		{"pool without IPs", &PoolState{Found: true}, false},
-		{"pool with IPs all not in use", &PoolState{Found: true, IPs: ips(0, 1), NotInUse: ips(0, 1)}, false},
-		{"pool with a usable IP", &PoolState{Found: true, IPs: ips(0, 1)}, true},
+		{"pool with IPs all not in use", &PoolState{Found: true, IPs: ips(1), NotInUse: ips(1)}, false},
+		{"pool with a usable IP", &PoolState{Found: true, IPs: ips(1)}, true},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {

@@ -25,8 +25,9 @@ import (
 // NewCache returns a cache that holds only the NodeIPPool named nodeName and
 // the pods whose spec.nodeName is nodeName (both through field-selected
 // watches), and refuses reads of anything else instead of starting a
-// cluster-wide informer.
-func NewCache(cfg *rest.Config, scheme *runtime.Scheme, nodeName string) (cache.Cache, error) {
+// cluster-wide informer. ctx bounds only the informers' registration; the
+// cache's Start runs them.
+func NewCache(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, nodeName string) (cache.Cache, error) {
 	c, err := cache.New(cfg, cache.Options{
 		Scheme: scheme,
 		ByObject: map[client.Object]cache.ByObject{
@@ -43,7 +44,7 @@ func NewCache(cfg *rest.Config, scheme *runtime.Scheme, nodeName string) (cache.
 	}
 	// Register both informers now so reads never fail for a missing one.
 	for _, obj := range []client.Object{&nicpoolv1.NodeIPPool{}, &corev1.Pod{}} {
-		if _, err := c.GetInformer(context.Background(), obj, cache.BlockUntilSynced(false)); err != nil {
+		if _, err := c.GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
 			return nil, fmt.Errorf("register informer for %T: %w", obj, err)
 		}
 	}

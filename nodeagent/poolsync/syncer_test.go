@@ -61,7 +61,7 @@ func agent(t *testing.T, node string, clock *fakeClock) (*ipam.Allocator, client
 func agentAs(t *testing.T, cfg *rest.Config, node string, clock *fakeClock) (*ipam.Allocator, client.Reader) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c, err := NewCache(cfg, env.Scheme, node)
+	c, err := NewCache(ctx, cfg, env.Scheme, node)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestAgentDrivesThePoolOnTheRealAPIServer(t *testing.T) {
 	var released []string
 	eventually(t, "the agent lists idle IPs in ipsNotInUse", func() bool {
 		np := getPool(t, "node-a")
-		released = nil
+		released = make([]string, 0, len(np.Spec.IPsNotInUse))
 		for _, ip := range np.Spec.IPsNotInUse {
 			released = append(released, string(ip))
 		}

@@ -61,8 +61,8 @@ func New(alloc Allocator, cfg Config) *Server {
 
 // Listen creates the socket's directory (0700), removes a stale socket left
 // by a previous run (but not one another agent still answers on) and
-// listens with mode 0600.
-func Listen(path string) (net.Listener, error) {
+// listens with mode 0600. ctx bounds only the probe and the listen.
+func Listen(ctx context.Context, path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create socket directory %s: %w", dir, err)
@@ -74,15 +74,21 @@ func Listen(path string) (net.Listener, error) {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("remove stale socket %s: it is not a socket, refusing to delete it", path)
 		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		d := net.Dialer{Timeout: time.Second}
+		if c, err := d.DialContext(ctx, "unix", path); err == nil {
 			_ = c.Close()
 			return nil, fmt.Errorf("listen on %s: another agent is serving on it", path)
+		}
+		// A dial cut short by ctx proves nothing about the socket: keep it.
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("probe socket %s: %w", path, err)
 		}
 		if err := os.Remove(path); err != nil {
 			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
 		}
 	}
-	ln, err := net.Listen("unix", path)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
@@ -96,7 +102,7 @@ func Listen(path string) (net.Listener, error) {
 // Run listens on the socket and serves until ctx ends, then shuts down
 // gracefully and removes the socket.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := Listen(s.cfg.SocketPath)
+	ln, err := Listen(ctx, s.cfg.SocketPath)
 	if err != nil {
 		return err
 	}
@@ -114,7 +120,8 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, cleanup func())
 		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// ctx is done by now: the graceful shutdown gets its own deadline.
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	err := srv.Shutdown(shutdownCtx)
 	cleanup()

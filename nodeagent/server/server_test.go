@@ -187,7 +187,7 @@ func TestStaleSocketIsReplacedButOtherFilesAreNot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	sock := filepath.Join(dir, "a.sock")
 	old, err := net.Listen("unix", sock)
 	if err != nil {
@@ -195,11 +195,11 @@ func TestStaleSocketIsReplacedButOtherFilesAreNot(t *testing.T) {
 	}
 	old.(*net.UnixListener).SetUnlinkOnClose(false)
 	_ = old.Close()
-	ln, err := Listen(sock)
+	ln, err := Listen(t.Context(), sock)
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
-	if _, err := Listen(sock); err == nil {
+	if _, err := Listen(t.Context(), sock); err == nil {
 		t.Errorf("Listen took over a socket another agent is serving on")
 	}
 	_ = ln.Close()
@@ -207,7 +207,7 @@ func TestStaleSocketIsReplacedButOtherFilesAreNot(t *testing.T) {
 	if err := os.WriteFile(plain, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Listen(plain); err == nil {
+	if _, err := Listen(t.Context(), plain); err == nil {
 		t.Errorf("Listen replaced a regular file")
 	}
 }

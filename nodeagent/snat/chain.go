@@ -36,7 +36,7 @@ func (m *Manager) converge(ctx context.Context) error {
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return fmt.Errorf("converge chain %s before filling it: %w", live, err)
 		}
 		if err := m.fill(live); err != nil {
 			return err

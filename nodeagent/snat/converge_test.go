@@ -100,8 +100,12 @@ func checkComplete(ipt IPTables, allowed ...*Manager) error {
 // checkFinal checks the state a successful Sync of m leaves; wantPost is
 // POSTROUTING's expected content.
 func checkFinal(ipt IPTables, m *Manager, wantPost []string) error {
-	if ok, err := m.chainMatches(DefaultChainName); err != nil || !ok {
-		return fmt.Errorf("chain does not hold the wanted rules (err %v)", err)
+	ok, err := m.chainMatches(DefaultChainName)
+	if err != nil {
+		return fmt.Errorf("compare the chain with the wanted rules: %w", err)
+	}
+	if !ok {
+		return errors.New("chain does not hold the wanted rules")
 	}
 	post, err := ipt.List(natTable, postrouting)
 	if err != nil {
@@ -110,8 +114,12 @@ func checkFinal(ipt IPTables, m *Manager, wantPost []string) error {
 	if !slices.Equal(post, wantPost) {
 		return fmt.Errorf("POSTROUTING:\n got %q\nwant %q", post, wantPost)
 	}
-	if ok, err := ipt.ChainExists(natTable, DefaultChainName+stagingSuffix); err != nil || ok {
-		return fmt.Errorf("staging chain exists = %v (err %v), want it gone", ok, err)
+	staging, err := ipt.ChainExists(natTable, DefaultChainName+stagingSuffix)
+	if err != nil {
+		return fmt.Errorf("look for the staging chain: %w", err)
+	}
+	if staging {
+		return errors.New("staging chain exists, want it gone")
 	}
 	return nil
 }
@@ -180,8 +188,13 @@ func crashAt(t *testing.T, before *Config, failAt int) (done bool) {
 		step.check = func() error { return checkComplete(sys, allowed...) }
 		err = m.Sync(ctx)
 		done = step.mutations < failAt
-		if done != (err == nil) || (err != nil && !errors.Is(err, errInjected)) {
-			return fmt.Errorf("failAt %d: Sync() = %v after %d commands", failAt, err, step.mutations)
+		switch {
+		case done && err != nil:
+			return fmt.Errorf("failAt %d: Sync() after %d commands: %w, want success", failAt, step.mutations, err)
+		case !done && err == nil:
+			return fmt.Errorf("failAt %d: Sync() succeeded after %d commands, want the injected failure", failAt, step.mutations)
+		case !done && !errors.Is(err, errInjected):
+			return fmt.Errorf("failAt %d: Sync() after %d commands: %w, want the injected failure", failAt, step.mutations, err)
 		}
 		step.failAt = 0
 		if err := m.Sync(ctx); err != nil {

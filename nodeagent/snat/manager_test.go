@@ -182,8 +182,12 @@ func TestCleanup(t *testing.T) {
 				return fmt.Errorf("cleanup %d: POSTROUTING = %q, want %q", i, post, want)
 			}
 			for _, c := range []string{m.rules.chain, m.rules.staging} {
-				if ok, err := sys.ChainExists(natTable, c); err != nil || ok {
-					return fmt.Errorf("cleanup %d: chain %s exists = %v (err %v)", i, c, ok, err)
+				ok, err := sys.ChainExists(natTable, c)
+				if err != nil {
+					return fmt.Errorf("cleanup %d: look for chain %s: %w", i, c, err)
+				}
+				if ok {
+					return fmt.Errorf("cleanup %d: chain %s exists, want it gone", i, c)
 				}
 			}
 		}
@@ -200,8 +204,12 @@ func TestSyncHonoursContext(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if err := m.Sync(ctx); !errors.Is(err, context.Canceled) {
-			return fmt.Errorf("Sync(cancelled) = %v, want context.Canceled", err)
+		err = m.Sync(ctx)
+		if err == nil {
+			return errors.New("Sync(cancelled) succeeded, want context.Canceled")
+		}
+		if !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("Sync(cancelled) = %w, want context.Canceled", err)
 		}
 		return nil
 	})

@@ -53,7 +53,7 @@ func TestSNATTraffic(t *testing.T) {
 				ln, err = net.Listen("tcp4", net.JoinHostPort(tt.dst, "0"))
 				return err
 			})
-			defer ln.Close()
+			defer func() { _ = ln.Close() }()
 			go func() {
 				c, err := ln.Accept()
 				if err != nil {

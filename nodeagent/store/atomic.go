@@ -103,7 +103,8 @@ func syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("open directory %s to fsync it: %w", dir, err)
 	}
-	defer d.Close()
+	// Read-only: the fsync below, not the close, makes the change durable.
+	defer func() { _ = d.Close() }()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}

@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -118,7 +118,7 @@ func TestConnectivity(t *testing.T) {
 	tb := newTestbed(t, 2, nil, nil)
 	a := startPods(t, tb, tb.VMs[0], "a", 2, 2)
 	b := startPods(t, tb, tb.VMs[1], "b", 1, 1)
-	if err := tb.StartProbeServers(append(a, b...)...); err != nil {
+	if err := tb.StartProbeServers(t.Context(), append(a, b...)...); err != nil {
 		t.Fatal(err)
 	}
 	results := testbed.RunPaths(context.Background(), tb.StandardPaths(a[0], b[0], a[1]), 20*time.Second)

@@ -94,7 +94,7 @@ func TestCrashes(t *testing.T) {
 	agentVM.Agent.Kill()
 	t.Log("Killed the agent of vm-0 with SIGKILL during a burst of 40 pods.")
 	time.Sleep(time.Second)
-	if err := agentVM.Agent.Start(); err != nil {
+	if err := agentVM.Agent.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -103,7 +103,7 @@ func TestCrashes(t *testing.T) {
 	tb.Operator.Kill()
 	t.Log("Killed the operator with SIGKILL during a scale-up of 60 pods.")
 	time.Sleep(2 * time.Second)
-	if err := tb.Operator.Start(); err != nil {
+	if err := tb.Operator.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()

@@ -60,7 +60,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "create temp dir:", err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	kubeconfig = filepath.Join(dir, "kubeconfig")
 	if err := e.Kubeconfig(kubeconfig); err != nil {
 		fmt.Fprintln(os.Stderr, "write kubeconfig:", err)

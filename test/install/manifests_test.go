@@ -56,7 +56,7 @@ func (ms manifests) one(t *testing.T, kind string, into any) {
 }
 
 func (ms manifests) kinds() []string {
-	var ks []string
+	ks := make([]string, 0, len(ms))
 	for _, m := range ms {
 		ks = append(ks, m.GetKind())
 	}
@@ -73,7 +73,7 @@ func renderKustomize(t *testing.T) string {
 func renderHelm(t *testing.T, name, ns string, args ...string) string {
 	t.Helper()
 	base := []string{"template", name, "charts/nicpool", "--namespace", ns, "--include-crds"}
-	return mustRun(t, nil, helmPath(t), append(base, args...)...)
+	return mustRun(t, nil, helmPath(t), slices.Concat(base, args)...)
 }
 
 // TestManifestsAreLeastPrivilege checks the pods' security settings in both

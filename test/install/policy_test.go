@@ -38,7 +38,7 @@ func TestAgentPolicyConfinesAgentToItsNode(t *testing.T) {
 	createPool(t, other, true)
 	pod := createAgentPod(t, own)
 
-	agent := agentClient(t, requestToken(t, &authenticationv1.BoundObjectReference{
+	agent := agentClient(t, requestToken(ctx, t, &authenticationv1.BoundObjectReference{
 		Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID,
 	}))
 	checkNodeNameExtra(t, agent, own)
@@ -88,7 +88,7 @@ func TestAgentPolicyConfinesAgentToItsNode(t *testing.T) {
 		checkAdmission(t, err, "forbidden")
 	})
 	t.Run("token bound to no pod", func(t *testing.T) {
-		unbound := agentClient(t, requestToken(t, nil))
+		unbound := agentClient(t, requestToken(ctx, t, nil))
 		var p nicpoolv1.NodeIPPool
 		if err := unbound.Get(ctx, client.ObjectKey{Name: own}, &p); err != nil {
 			t.Fatalf("get own pool: %v", err)
@@ -164,7 +164,7 @@ func createAgentPod(t *testing.T, node string) *corev1.Pod {
 
 // requestToken asks the API server for an agent ServiceAccount token, bound
 // to ref when it is not nil.
-func requestToken(t *testing.T, ref *authenticationv1.BoundObjectReference) string {
+func requestToken(ctx context.Context, t *testing.T, ref *authenticationv1.BoundObjectReference) string {
 	t.Helper()
 	cs, err := kubernetes.NewForConfig(env.Config)
 	if err != nil {
@@ -174,7 +174,7 @@ func requestToken(t *testing.T, ref *authenticationv1.BoundObjectReference) stri
 		ExpirationSeconds: ptr.To[int64](600),
 		BoundObjectRef:    ref,
 	}}
-	got, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(context.Background(), "nicpool-agent", tr, metav1.CreateOptions{})
+	got, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, "nicpool-agent", tr, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("request agent token: %v", err)
 	}

@@ -3,6 +3,7 @@
 package fakeagent
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,9 +29,11 @@ type Agent struct {
 	srv *http.Server
 }
 
-// Start serves on socket with ips as the pool, ready.
-func Start(socket string, ips []string) (*Agent, error) {
-	ln, err := net.Listen("unix", socket)
+// Start serves on socket with ips as the pool, ready; ctx bounds only the
+// listen, Close stops the agent.
+func Start(ctx context.Context, socket string, ips []string) (*Agent, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "unix", socket)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", socket, err)
 	}
@@ -54,10 +57,10 @@ func Start(socket string, ips []string) (*Agent, error) {
 // Close stops serving; the socket file is removed.
 func (a *Agent) Close() error {
 	err := a.srv.Close()
-	if errors.Is(err, http.ErrServerClosed) {
+	if err == nil || errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
-	return err
+	return fmt.Errorf("close fake agent: %w", err)
 }
 
 // Held returns a copy of the attachment to IP map.

@@ -38,7 +38,7 @@ func Start(t testing.TB, opts armsim.Options) (*armsim.Server, *arm.ClientOption
 	if err != nil {
 		t.Fatalf("create armsim: %v", err)
 	}
-	if err := srv.Start("127.0.0.1:0"); err != nil {
+	if err := srv.Start(t.Context(), "127.0.0.1:0"); err != nil {
 		t.Fatalf("start armsim: %v", err)
 	}
 	t.Cleanup(func() {

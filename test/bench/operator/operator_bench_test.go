@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -59,19 +60,20 @@ func BenchmarkScale64Nodes0To250(b *testing.B) {
 	for range b.N {
 		r := runScale(b)
 		b.ReportMetric(r.writesPerNode, "writes/node")
+		b.ReportMetric(float64(r.reads)/nodes, "reads/node")
 		b.ReportMetric(r.converge.Seconds(), "s-to-converge")
 		b.ReportMetric(float64(r.peakHeap)/(1<<20), "peak-heap-MiB")
 		b.ReportMetric(r.converge.Seconds()/putLatency.Seconds(), "converge/put-latency")
-		b.Logf("64 nodes 0 -> 250: %d NIC writes (%.2f per node, max %d), %d throttled ARM calls, converged in %s (%.1fx the %s PUT latency), peak heap %.1f MiB (operator, API client caches and armsim share the process)",
-			r.writes, r.writesPerNode, r.maxWrites, r.throttled, r.converge.Round(time.Millisecond), r.converge.Seconds()/putLatency.Seconds(), putLatency, float64(r.peakHeap)/(1<<20))
+		b.Logf("64 nodes 0 -> 250: %d NIC writes (%.2f per node, max %d), %d ARM reads (client-side read budget %v/s), %d throttled ARM calls, converged in %s (%.1fx the %s PUT latency), peak heap %.1f MiB (operator, API client caches and armsim share the process)",
+			r.writes, r.writesPerNode, r.maxWrites, r.reads, azure.DefaultReadQPS, r.throttled, r.converge.Round(time.Millisecond), r.converge.Seconds()/putLatency.Seconds(), putLatency, float64(r.peakHeap)/(1<<20))
 	}
 }
 
 type result struct {
-	writes, maxWrites, throttled int
-	writesPerNode                float64
-	converge                     time.Duration
-	peakHeap                     uint64
+	writes, maxWrites, throttled, reads int
+	writesPerNode                       float64
+	converge                            time.Duration
+	peakHeap                            uint64
 }
 
 func runScale(b *testing.B) result {
@@ -131,14 +133,19 @@ func runScale(b *testing.B) result {
 		r.writes += w
 		r.maxWrites = max(r.maxWrites, w)
 	}
+	perOp := map[armsim.Op]int{}
 	for op, codes := range after.Calls {
 		r.throttled += codes[429]
 		total := 0
 		for code, n := range codes {
 			total += n - before.Calls[op][code]
 		}
-		b.Logf("ARM %s calls during the scale step: %d", op, total)
+		if op != armsim.OpPutNIC {
+			r.reads += total
+		}
+		perOp[op] = total
 	}
+	b.Logf("ARM calls during the scale step: %v", perOp)
 	r.writesPerNode = float64(r.writes) / nodes
 	logLatencies(b)
 	return r
@@ -254,6 +261,8 @@ func logLatencies(b *testing.B) {
 		b.Logf("gather metrics: %v", err)
 		return
 	}
+	var lines []string
+	defer func() { b.Logf("operator latencies: %s", strings.Join(lines, "; ")) }()
 	for _, f := range families {
 		if f.GetName() != "nicpool_arm_request_duration_seconds" && f.GetName() != "nicpool_reconcile_duration_seconds" {
 			continue
@@ -267,8 +276,8 @@ func logLatencies(b *testing.B) {
 			for _, l := range m.GetLabel() {
 				label += l.GetValue()
 			}
-			b.Logf("%s{%s}: %d calls, mean %s", f.GetName(), label, h.GetSampleCount(),
-				time.Duration(h.GetSampleSum()/float64(h.GetSampleCount())*float64(time.Second)).Round(time.Millisecond))
+			lines = append(lines, fmt.Sprintf("%s{%s}: %d, mean %s", strings.TrimPrefix(f.GetName(), "nicpool_"), label, h.GetSampleCount(),
+				time.Duration(h.GetSampleSum()/float64(h.GetSampleCount())*float64(time.Second)).Round(time.Millisecond)))
 		}
 	}
 }

@@ -41,9 +41,9 @@ func run() error {
 
 	work, err := os.MkdirTemp("", "nicpool-demo-")
 	if err != nil {
-		return err
+		return fmt.Errorf("create work directory: %w", err)
 	}
-	defer os.RemoveAll(work)
+	defer func() { _ = os.RemoveAll(work) }()
 	logf := func(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) }
 	fmt.Printf("Starting the simulated VNet with %d VMs (work dir %s).\n", *vms, work)
 	tb, err := testbed.New(ctx, testbed.Config{VMs: *vms, BinDir: *binDir, WorkDir: work, PutLatency: 200 * time.Millisecond, Logf: logf})
@@ -91,7 +91,7 @@ func startPods(ctx context.Context, tb *testbed.Testbed, n int) ([]*testbed.Pod,
 
 func report(ctx context.Context, tb *testbed.Testbed, pods []*testbed.Pod, keep bool, work string) error {
 	a, b, c := pods[0], pods[1], pods[len(tb.VMs)] // a and c share a VM, b is on another
-	if err := tb.StartProbeServers(a, b, c); err != nil {
+	if err := tb.StartProbeServers(ctx, a, b, c); err != nil {
 		return err
 	}
 	results := testbed.RunPaths(ctx, tb.StandardPaths(a, b, c), 20*time.Second)

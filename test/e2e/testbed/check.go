@@ -127,7 +127,7 @@ func (tb *Testbed) WaitReady(ctx context.Context, timeout time.Duration) error {
 				return fmt.Errorf("%s not ready after %s: no conflist installed (see %s)", vm.Name, timeout, vm.Agent.LogPath)
 			}
 			if err := ctx.Err(); err != nil {
-				return err
+				return fmt.Errorf("wait for %s to be ready: %w", vm.Name, err)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}

@@ -108,7 +108,7 @@ func (f *fabric) connect(other *Namespace, fabName, addr, gw, fabAddr string) (n
 		return netlink.LinkSetUp(link)
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("connect %s to the fabric: %w", other.Name, err)
 	}
 	var mac net.HardwareAddr
 	err = other.Do(func(ns.NetNS) error {
@@ -125,14 +125,17 @@ func (f *fabric) connect(other *Namespace, fabName, addr, gw, fabAddr string) (n
 		mac = eth0.Attrs().HardwareAddr
 		return netlink.RouteAdd(&netlink.Route{Gw: net.ParseIP(gw), LinkIndex: eth0.Attrs().Index})
 	})
-	return mac, err
+	if err != nil {
+		return nil, fmt.Errorf("configure eth0 in %s: %w", other.Name, err)
+	}
+	return mac, nil
 }
 
 // allowInternet lets only the VMs' primary IPs out to the internet and only
 // answers back in, like a VNet without public IPs behind Azure's default
 // outbound access.
 func (f *fabric) allowInternet(primaryIPs []string) error {
-	return f.ns.Do(func(ns.NetNS) error {
+	err := f.ns.Do(func(ns.NetNS) error {
 		ipt, err := iptables.New()
 		if err != nil {
 			return fmt.Errorf("iptables in fabric: %w", err)
@@ -153,6 +156,10 @@ func (f *fabric) allowInternet(primaryIPs []string) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("allow the VMs' primary IPs out to the internet: %w", err)
+	}
+	return nil
 }
 
 // sync installs a /32 route and a permanent neighbour entry (the VM's MAC)
@@ -173,7 +180,7 @@ func (f *fabric) sync(snap armsim.Snapshot) error {
 			want[c.IP] = vm
 		}
 	}
-	return f.ns.Do(func(ns.NetNS) error {
+	err := f.ns.Do(func(ns.NetNS) error {
 		for ip, vm := range f.applied {
 			if want[ip] == vm {
 				continue
@@ -195,6 +202,10 @@ func (f *fabric) sync(snap armsim.Snapshot) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("sync fabric routes to version %d: %w", snap.Version, err)
+	}
+	return nil
 }
 
 func (f *fabric) route(ip string, vm *VM) error {

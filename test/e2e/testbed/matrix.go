@@ -62,19 +62,19 @@ func (tb *Testbed) StandardPaths(a, b, c *Pod) []Path {
 
 // StartProbeServers starts a probe server in every pod given, every VM and
 // every site.
-func (tb *Testbed) StartProbeServers(pods ...*Pod) error {
+func (tb *Testbed) StartProbeServers(ctx context.Context, pods ...*Pod) error {
 	for _, p := range pods {
-		if err := tb.StartProbeServer(p.NS); err != nil {
+		if err := tb.StartProbeServer(ctx, p.NS); err != nil {
 			return err
 		}
 	}
 	for _, vm := range tb.VMs {
-		if err := tb.StartProbeServer(vm.NS); err != nil {
+		if err := tb.StartProbeServer(ctx, vm.NS); err != nil {
 			return err
 		}
 	}
 	for _, s := range tb.Sites {
-		if err := tb.StartProbeServer(s.NS); err != nil {
+		if err := tb.StartProbeServer(ctx, s.NS); err != nil {
 			return err
 		}
 	}

@@ -43,7 +43,7 @@ func newNamespace(name string) (*Namespace, error) {
 		runtime.UnlockOSThread()
 		return nil, fmt.Errorf("get current netns: %w", err)
 	}
-	defer orig.Close()
+	defer func() { _ = orig.Close() }()
 	h, err := netns.NewNamed(name)
 	if err != nil {
 		if serr := netns.Set(orig); serr == nil {
@@ -51,7 +51,8 @@ func newNamespace(name string) (*Namespace, error) {
 		}
 		return nil, fmt.Errorf("create netns %s: %w", name, err)
 	}
-	h.Close()
+	// Only the bind mount keeps the namespace; this handle is not needed.
+	_ = h.Close()
 	if err := netns.Set(orig); err != nil {
 		return nil, fmt.Errorf("return from netns %s: %w", name, err)
 	}
@@ -66,12 +67,11 @@ func newNamespace(name string) (*Namespace, error) {
 	if err := n.Do(func(ns.NetNS) error {
 		lo, err := netlink.LinkByName("lo")
 		if err != nil {
-			return err
+			return fmt.Errorf("find lo: %w", err)
 		}
 		return netlink.LinkSetUp(lo)
 	}); err != nil {
-		n.delete()
-		return nil, fmt.Errorf("bring up lo in %s: %w", name, err)
+		return nil, errors.Join(fmt.Errorf("bring up lo in %s: %w", name, err), n.delete())
 	}
 	return n, nil
 }

@@ -80,8 +80,11 @@ func (tb *Testbed) DeletePod(ctx context.Context, p *Pod) error {
 
 func (tb *Testbed) cni(vm *VM) (*libcni.CNIConfig, *libcni.NetworkConfigList, error) {
 	files, err := libcni.ConfFiles(vm.CNIConfDir, []string{".conflist"})
-	if err != nil || len(files) == 0 {
-		return nil, nil, fmt.Errorf("no conflist in %s (is the agent ready?): %v", vm.CNIConfDir, err)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list conflists in %s: %w", vm.CNIConfDir, err)
+	}
+	if len(files) == 0 {
+		return nil, nil, fmt.Errorf("no conflist in %s (is the agent ready?)", vm.CNIConfDir)
 	}
 	list, err := libcni.ConfListFromFile(files[0])
 	if err != nil {
@@ -89,7 +92,7 @@ func (tb *Testbed) cni(vm *VM) (*libcni.CNIConfig, *libcni.NetworkConfigList, er
 	}
 	cacheDir := filepath.Join(vm.Dir, "cni-cache")
 	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("create CNI cache directory %s: %w", cacheDir, err)
 	}
 	return libcni.NewCNIConfigWithCacheDir([]string{vm.CNIBinDir, "/usr/lib/cni"}, cacheDir, nil), list, nil
 }
@@ -117,10 +120,12 @@ func (tb *Testbed) cniAdd(ctx context.Context, p *Pod) (*types100.Result, error)
 	err = p.VM.NS.Do(func(ns.NetNS) error {
 		r, err := c.AddNetworkList(ctx, list, p.runtimeConf())
 		if err != nil {
-			return err
+			return fmt.Errorf("run the plugins: %w", err)
 		}
-		res, err = types100.NewResultFromResult(r)
-		return err
+		if res, err = types100.NewResultFromResult(r); err != nil {
+			return fmt.Errorf("convert the result: %w", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("CNI ADD %s on %s: %w", p.Name, p.VM.Name, err)
@@ -133,12 +138,11 @@ func (tb *Testbed) cniDel(ctx context.Context, p *Pod) error {
 	if err != nil {
 		return err
 	}
-	return p.VM.NS.Do(func(ns.NetNS) error {
-		if err := c.DelNetworkList(ctx, list, p.runtimeConf()); err != nil {
-			return fmt.Errorf("CNI DEL %s on %s: %w", p.Name, p.VM.Name, err)
-		}
-		return nil
-	})
+	err = p.VM.NS.Do(func(ns.NetNS) error { return c.DelNetworkList(ctx, list, p.runtimeConf()) })
+	if err != nil {
+		return fmt.Errorf("CNI DEL %s on %s: %w", p.Name, p.VM.Name, err)
+	}
+	return nil
 }
 
 func (tb *Testbed) removeNamespace(n *Namespace) error {

@@ -17,12 +17,12 @@ const ProbePort = 7777
 
 // StartProbeServer listens on ProbePort inside n; each connection is answered
 // with the source address the server saw, so a test learns whether SNAT
-// happened on the way.
-func (tb *Testbed) StartProbeServer(n *Namespace) error {
+// happened on the way. ctx bounds only the listen.
+func (tb *Testbed) StartProbeServer(ctx context.Context, n *Namespace) error {
 	var l net.Listener
 	err := n.Do(func(ns.NetNS) error {
 		var err error
-		l, err = net.Listen("tcp4", fmt.Sprintf(":%d", ProbePort))
+		l, err = listen(ctx, "tcp4", fmt.Sprintf(":%d", ProbePort))
 		return err
 	})
 	if err != nil {
@@ -52,9 +52,9 @@ func Probe(ctx context.Context, n *Namespace, ip string) (string, error) {
 		d := net.Dialer{Timeout: 2 * time.Second}
 		c, err := d.DialContext(ctx, "tcp4", fmt.Sprintf("%s:%d", ip, ProbePort))
 		if err != nil {
-			return err
+			return fmt.Errorf("dial: %w", err)
 		}
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil {
@@ -80,4 +80,15 @@ func ProbeEventually(ctx context.Context, n *Namespace, ip string, timeout time.
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// listen listens on addr in the network namespace of the calling thread;
+// ctx bounds only the listen.
+func listen(ctx context.Context, network, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s %s: %w", network, addr, err)
+	}
+	return l, nil
 }

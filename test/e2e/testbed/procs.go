@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -28,16 +29,21 @@ type Process struct {
 }
 
 // Start runs the process; its output goes to LogPath (appended, so restarts
-// keep the earlier log).
-func (p *Process) Start() error {
+// keep the earlier log). ctx's end does not end the process: Stop and Kill do.
+func (p *Process) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	log, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open log of %s: %w", p.Name, err)
 	}
-	fmt.Fprintf(log, "=== %s starting %s %v\n", time.Now().Format(time.RFC3339Nano), p.bin, p.args)
-	cmd := exec.Command(p.bin, p.args...)
+	if _, err := fmt.Fprintf(log, "=== %s starting %s %v\n", time.Now().Format(time.RFC3339Nano), p.bin, p.args); err != nil {
+		_ = log.Close()
+		return fmt.Errorf("write log of %s: %w", p.Name, err)
+	}
+	// Stop and Kill end the process, signalling its whole process group,
+	// which a context's cancel (the leader only) would not.
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), p.bin, p.args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := func(ns.NetNS) error { return cmd.Start() }
@@ -49,13 +55,13 @@ func (p *Process) Start() error {
 		err = start(nil)
 	}
 	if err != nil {
-		log.Close()
+		_ = log.Close()
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
 	p.cmd, p.done = cmd, make(chan struct{})
 	go func(done chan struct{}) {
 		_ = cmd.Wait()
-		log.Close()
+		_ = log.Close()
 		close(done)
 	}(p.done)
 	return nil
@@ -107,11 +113,13 @@ type forwarder struct {
 	l net.Listener
 }
 
-func forwardInto(n *Namespace, addr string) (*forwarder, error) {
+// forwardInto starts forwarding addr into n; ctx bounds the listen, Close
+// ends the forwarding.
+func forwardInto(ctx context.Context, n *Namespace, addr string) (*forwarder, error) {
 	var l net.Listener
 	err := n.Do(func(ns.NetNS) error {
 		var err error
-		l, err = net.Listen("tcp", addr)
+		l, err = listen(ctx, "tcp", addr)
 		return err
 	})
 	if err != nil {
@@ -123,19 +131,21 @@ func forwardInto(n *Namespace, addr string) (*forwarder, error) {
 			if err != nil {
 				return
 			}
-			go bridge(c, addr)
+			// The forwarder outlives ctx; Close ends it.
+			go bridge(context.WithoutCancel(ctx), c, addr)
 		}
 	}()
 	return &forwarder{l: l}, nil
 }
 
-func bridge(in net.Conn, addr string) {
-	defer in.Close()
-	out, err := net.DialTimeout("tcp", addr, 5*time.Second)
+func bridge(ctx context.Context, in net.Conn, addr string) {
+	defer func() { _ = in.Close() }()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	out, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return
 	}
-	defer out.Close()
+	defer func() { _ = out.Close() }()
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
 		_, _ = io.Copy(dst, src)
@@ -152,7 +162,7 @@ func bridge(in net.Conn, addr string) {
 
 func (f *forwarder) Close() error {
 	if err := f.l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		return err
+		return fmt.Errorf("close forwarder on %s: %w", f.l.Addr(), err)
 	}
 	return nil
 }

@@ -131,7 +131,7 @@ func (tb *Testbed) apiServerHostPort() (string, error) {
 	return u.Host, nil
 }
 
-func (tb *Testbed) startARM(context.Context) error {
+func (tb *Testbed) startARM(ctx context.Context) error {
 	topo := &armsim.Topology{
 		SubscriptionID: SubscriptionID,
 		VNets: []armsim.VNetSpec{{
@@ -149,17 +149,20 @@ func (tb *Testbed) startARM(context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := sim.Start("127.0.0.1:0"); err != nil {
+	if err := sim.Start(ctx, "127.0.0.1:0"); err != nil {
 		return err
 	}
 	tb.Sim = sim
 	tb.addCloser(sim.Close)
-	return os.WriteFile(tb.caPath(), sim.CACertPEM(), 0o600)
+	if err := os.WriteFile(tb.caPath(), sim.CACertPEM(), 0o600); err != nil {
+		return fmt.Errorf("write armsim ca certificate: %w", err)
+	}
+	return nil
 }
 
 func (tb *Testbed) caPath() string { return filepath.Join(tb.cfg.WorkDir, "armsim-ca.pem") }
 
-func (tb *Testbed) startOperator(context.Context) error {
+func (tb *Testbed) startOperator(ctx context.Context) error {
 	args := append([]string{
 		"--kubeconfig=" + tb.kubeconfig,
 		"--arm-endpoint=" + tb.Sim.URL(),
@@ -172,7 +175,7 @@ func (tb *Testbed) startOperator(context.Context) error {
 	tb.Operator = &Process{Name: "operator", bin: filepath.Join(tb.cfg.BinDir, "nicpool-operator"), args: args,
 		LogPath: filepath.Join(tb.cfg.WorkDir, "operator.log")}
 	tb.addCloser(func() error { tb.Operator.Stop(); return nil })
-	return tb.Operator.Start()
+	return tb.Operator.Start(ctx)
 }
 
 // Close stops every process and deletes every namespace the testbed created.

@@ -69,7 +69,7 @@ func (tb *Testbed) startVMs(ctx context.Context) error {
 	}
 	var primaries []string
 	for i := 0; i < tb.cfg.VMs; i++ {
-		vm, err := tb.newVM(i, host)
+		vm, err := tb.newVM(ctx, i, host)
 		if err != nil {
 			return fmt.Errorf("VM %d: %w", i, err)
 		}
@@ -84,14 +84,14 @@ func (tb *Testbed) startVMs(ctx context.Context) error {
 		if err := tb.createNode(ctx, vm); err != nil {
 			return err
 		}
-		if err := vm.Agent.Start(); err != nil {
+		if err := vm.Agent.Start(ctx); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (tb *Testbed) newVM(i int, apiServer string) (*VM, error) {
+func (tb *Testbed) newVM(ctx context.Context, i int, apiServer string) (*VM, error) {
 	vm := &VM{
 		Index: i, Name: vmName(i), PrimaryIP: primaryIP(i),
 		VMID:       fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s", SubscriptionID, ResourceGroup, vmName(i)),
@@ -116,7 +116,7 @@ func (tb *Testbed) newVM(i int, apiServer string) (*VM, error) {
 	if vm.MAC, err = tb.fabric.connect(vm.NS, vm.fabricLink, vm.PrimaryIP+"/16", VNetGateway, ""); err != nil {
 		return nil, err
 	}
-	fwd, err := forwardInto(vm.NS, apiServer)
+	fwd, err := forwardInto(ctx, vm.NS, apiServer)
 	if err != nil {
 		return nil, err
 	}
@@ -142,5 +142,8 @@ func (tb *Testbed) newVM(i int, apiServer string) (*VM, error) {
 
 // Do runs fn inside the VM's namespace.
 func (vm *VM) Do(fn func() error) error {
-	return vm.NS.Do(func(ns.NetNS) error { return fn() })
+	if err := vm.NS.Do(func(ns.NetNS) error { return fn() }); err != nil {
+		return fmt.Errorf("in %s: %w", vm.Name, err)
+	}
+	return nil
 }
