@@ -75,7 +75,6 @@ var errCrash = errors.New("pass abandoned after nic write")
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile brings one pool's NIC to the granted number of IPs, in one NIC
 // write, and records the result in the pool's status.

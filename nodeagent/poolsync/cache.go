@@ -20,7 +20,6 @@ import (
 // RBAC of the agent (config/rbac/agent, role nicpool-agent).
 // +kubebuilder:rbac:groups=network.nicpool.io,resources=nodeippools,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // NewCache returns a cache that holds only the NodeIPPool named nodeName and
 // the pods whose spec.nodeName is nodeName (both through field-selected
