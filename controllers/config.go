@@ -34,6 +34,8 @@ type Options struct {
 	PendingRetry time.Duration
 	// ThrottleRetry is the wait after a 429 without Retry-After.
 	ThrottleRetry time.Duration
+	// Scope limits the NICs the operator writes to.
+	Scope Scope
 	// Azure configures the ARM client.
 	Azure azure.Config
 
@@ -67,6 +69,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LimitRetry, "limit-retry-interval", o.LimitRetry, "how often a pool held back by the VNet quota or a full subnet tries again")
 	fs.DurationVar(&o.Azure.LROTimeout, "lro-wait", o.Azure.LROTimeout, "how long a worker waits for a NIC write to finish before it moves on and polls it later (a worker is not held for the whole write)")
 	fs.DurationVar(&o.PendingRetry, "pending-poll-interval", o.PendingRetry, "how often a NIC write still running is polled")
+	fs.StringVar(&o.Scope.SubscriptionID, "subscription-id", o.Scope.SubscriptionID, "when set, manage only NICs in this subscription (pools whose NIC lies elsewhere get Ready=False, OutOfScope)")
+	fs.StringVar(&o.Scope.ResourceGroup, "resource-group", o.Scope.ResourceGroup, "when set, manage only NICs in this resource group")
 	fs.StringVar(&o.Azure.Cloud, "cloud", o.Azure.Cloud, "Azure cloud: AzurePublic, AzureChina or AzureUSGovernment")
 	fs.StringVar(&o.Azure.ARMEndpoint, "arm-endpoint", o.Azure.ARMEndpoint, "ARM endpoint override (https), e.g. the simulated VNet's")
 	fs.StringVar(&o.Azure.CACertFile, "arm-ca-file", o.Azure.CACertFile, "extra PEM CA bundle to trust for the ARM endpoint")
@@ -98,6 +102,9 @@ func (o *Options) Validate() error {
 	}
 	if o.LimitRetry <= 0 || o.PendingRetry <= 0 || o.ThrottleRetry <= 0 {
 		errs = append(errs, errors.New("--limit-retry-interval and --pending-poll-interval must be positive"))
+	}
+	if err := o.Scope.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := o.Azure.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("azure: %w", err))

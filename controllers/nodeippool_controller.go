@@ -55,6 +55,8 @@ type PoolReconciler struct {
 	PendingRetry time.Duration
 	// ThrottleRetry is the wait after a 429 without Retry-After.
 	ThrottleRetry time.Duration
+	// Scope limits the NICs this operator writes to.
+	Scope Scope
 
 	// newName names new IP configurations (tests may replace it).
 	newName func() string
@@ -127,6 +129,12 @@ func (r *PoolReconciler) pass(ctx context.Context, pool *nicpoolv1.NodeIPPool, o
 	nicID, res, err := r.resolveNIC(ctx, pool, o)
 	if nicID == "" || err != nil {
 		return res, err
+	}
+	if err := r.Scope.Allows(nicID); err != nil {
+		// Only a new spec.nicID, providerID or operator scope can change
+		// this; those changes retrigger the pass.
+		o.readyReason, o.readyMsg = ReasonOutOfScope, err.Error()
+		return ctrl.Result{}, nil
 	}
 	if err := r.ensureFinalizer(ctx, pool); err != nil {
 		return ctrl.Result{}, err

@@ -160,3 +160,24 @@ func TestSubnetFull(t *testing.T) {
 		return ""
 	})
 }
+
+// TestOutOfScope refuses to write to a NIC outside --resource-group, with a
+// condition that says so.
+func TestOutOfScope(t *testing.T) {
+	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.4.0.0/16", "10.4.0.0/24", 1), nil)
+	opts := testOptions()
+	opts.Scope = Scope{SubscriptionID: testSub, ResourceGroup: "rg-of-another-cluster"}
+	startOperator(t, s, opts, nil)
+	createNode(t, "vm-0", fmt.Sprintf("azure:///subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/vm-0", testSub, testRG))
+	setRequestWhenExists(t, "vm-0", 5)
+	eventually(t, 30*time.Second, func() string {
+		st, reason := condition(lookPool("vm-0"), nicpoolv1.ConditionReady)
+		if st != metav1.ConditionFalse || reason != ReasonOutOfScope {
+			return fmt.Sprintf("pool vm-0 Ready = %s/%s, want False/%s", st, reason, ReasonOutOfScope)
+		}
+		return ""
+	})
+	if puts := s.srv.Stats().Calls[armsim.OpPutNIC]; len(puts) != 0 {
+		t.Errorf("ARM writes outside the scope: %v", puts)
+	}
+}

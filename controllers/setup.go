@@ -28,7 +28,7 @@ func setup(mgr ctrl.Manager, opts Options, nics NICAPI, tweak func(*PoolReconcil
 	pools := &PoolReconciler{
 		Client: mgr.GetClient(), NICs: nics, Ledger: ledger,
 		Recorder:   mgr.GetEventRecorder("nicpool-operator"),
-		PerVMLimit: opts.PerVMLimit, Workers: opts.Workers,
+		PerVMLimit: opts.PerVMLimit, Workers: opts.Workers, Scope: opts.Scope,
 		LimitRetry: opts.LimitRetry, PendingRetry: opts.PendingRetry, ThrottleRetry: opts.ThrottleRetry,
 	}
 	if tweak != nil {

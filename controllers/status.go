@@ -19,6 +19,7 @@ const (
 	ReasonUnsupportedProvider = "UnsupportedProvider"
 	ReasonNodeNotFound        = "NodeNotFound"
 	ReasonNICNotFound         = "NICNotFound"
+	ReasonOutOfScope          = "OutOfScope"
 	ReasonNICFound            = "NICFound"
 	ReasonThrottled           = "Throttled"
 	ReasonNotThrottled        = "NotThrottled"

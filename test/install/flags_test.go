@@ -70,20 +70,22 @@ func TestAgentArgsParse(t *testing.T) {
 func TestOperatorArgsParse(t *testing.T) {
 	const clientID = "11111111-2222-3333-4444-555555555555"
 	sources := []struct {
-		name     string
-		render   func(t *testing.T) string
-		wantAuth azure.AuthMode
+		name      string
+		render    func(t *testing.T) string
+		wantAuth  azure.AuthMode
+		wantScope controllers.Scope
 	}{
-		{"kustomize", renderKustomize, azure.AuthDefault},
-		{"helm defaults", func(t *testing.T) string { return renderHelm(t, "nicpool", namespace) }, azure.AuthDefault},
+		{"kustomize", renderKustomize, azure.AuthDefault, controllers.Scope{}},
+		{"helm defaults", func(t *testing.T) string { return renderHelm(t, "nicpool", namespace) }, azure.AuthDefault, controllers.Scope{}},
 		{"helm workload identity", func(t *testing.T) string {
 			return renderHelm(t, "nicpool", namespace, "--set", "workloadIdentity.clientID="+clientID,
-				"--set", "azure.cloud=AzureChina", "--set", "perVMLimit=64", "--set", "perVNetLimit=4000")
-		}, azure.AuthWorkloadIdentity},
+				"--set", "azure.cloud=AzureChina", "--set", "perVMLimit=64", "--set", "perVNetLimit=4000",
+				"--set", "azure.subscriptionID="+clientID, "--set", "azure.resourceGroup=rg-nodes")
+		}, azure.AuthWorkloadIdentity, controllers.Scope{SubscriptionID: clientID, ResourceGroup: "rg-nodes"}},
 		{"helm managed identity", func(t *testing.T) string {
 			return renderHelm(t, "nicpool", namespace, "--set", "managedIdentity.clientID="+clientID,
 				"--set", "azure.armEndpoint=https://management.example.test")
-		}, azure.AuthManagedIdentity},
+		}, azure.AuthManagedIdentity, controllers.Scope{}},
 	}
 	for _, src := range sources {
 		t.Run(src.name, func(t *testing.T) {
@@ -106,6 +108,9 @@ func TestOperatorArgsParse(t *testing.T) {
 			if o.Azure.Auth != src.wantAuth || !o.LeaderElect || o.LeaderElectionNamespace != namespace {
 				t.Errorf("operator auth %q, leader election %v in %q; want %q, true, %q",
 					o.Azure.Auth, o.LeaderElect, o.LeaderElectionNamespace, src.wantAuth, namespace)
+			}
+			if o.Scope != src.wantScope {
+				t.Errorf("operator scope = %+v, want %+v", o.Scope, src.wantScope)
 			}
 			if src.wantAuth != azure.AuthDefault && o.Azure.ClientID != clientID {
 				t.Errorf("operator client ID = %q, want %q", o.Azure.ClientID, clientID)
