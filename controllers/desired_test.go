@@ -9,8 +9,11 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 )
 
-func configs(primary string, foreign []string, owned ...string) []ipConfig {
-	out := []ipConfig{{Name: "ipconfig1", IP: primary, Primary: true}}
+// configs returns a NIC's configurations: the primary (10.0.0.4), the
+// foreign ones and nicpool's own.
+func configs(foreign []string, owned ...string) []ipConfig {
+	out := make([]ipConfig, 0, 1+len(foreign)+len(owned))
+	out = append(out, ipConfig{Name: "ipconfig1", IP: "10.0.0.4", Primary: true})
 	for i, ip := range foreign {
 		out = append(out, ipConfig{Name: fmt.Sprintf("foreign-%d", i), IP: ip})
 	}
@@ -40,17 +43,17 @@ func TestComputePlan(t *testing.T) {
 		wantRemove                []string
 		capped                    bool
 	}{
-		{name: "empty NIC grows to grant", in: planInput{Configs: configs("10.0.0.4", nil), Grant: 2, MaxAdds: -1}, wantAdd: 2, target: 2},
-		{name: "steady", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5"), Grant: 1, MaxAdds: -1}, wantHeld: 1, target: 1},
-		{name: "grant below held removes nothing unreleased", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 0, MaxAdds: -1}, wantHeld: 2, target: 2},
-		{name: "released IPs are removed", in: planInput{MaxAdds: -1, Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-001"}}, wantHeld: 2, target: 1, wantRemove: []string{"nicpool-001"}},
-		{name: "released IP on a config the agent never saw is kept", in: planInput{MaxAdds: -1, Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-old"}}, wantHeld: 2, target: 2},
-		{name: "remove and add in one plan", in: planInput{MaxAdds: -1, Configs: configs("10.0.0.4", nil, "10.0.0.5", "10.0.0.6"), Grant: 3, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantAdd: 2, wantHeld: 2, target: 3, wantRemove: []string{"nicpool-000"}},
-		{name: "primary and foreign never removed", in: planInput{MaxAdds: -1, Configs: configs("10.0.0.4", []string{"10.0.0.9"}), Grant: 0, Released: map[string]bool{"10.0.0.4": true, "10.0.0.9": true}, Published: map[string]string{"10.0.0.4": "ipconfig1", "10.0.0.9": "foreign-0"}}, target: 0},
-		{name: "capped adds when subnet full, removals still made", in: planInput{Configs: configs("10.0.0.4", nil, "10.0.0.5"), Grant: 5, MaxAdds: 0, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantHeld: 1, target: 0, wantRemove: []string{"nicpool-000"}},
-		{name: "NIC cap of 256 with foreign configs", in: planInput{MaxAdds: -1, Configs: configs("10.0.0.4", []string{"10.0.0.7", "10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12"}, many[:245]...), Grant: 250}, wantAdd: 4, wantHeld: 245, target: 249, capped: true},
-		{name: "adds capped after a full subnet", in: planInput{MaxAdds: 3, Configs: configs("10.0.0.4", nil), Grant: 10}, wantAdd: 3, target: 3},
-		{name: "names never collide", in: planInput{Configs: configs("10.0.0.4", nil), Grant: 3, MaxAdds: -1}, wantAdd: 3, target: 3},
+		{name: "empty NIC grows to grant", in: planInput{Configs: configs(nil), Grant: 2, MaxAdds: -1}, wantAdd: 2, target: 2},
+		{name: "steady", in: planInput{Configs: configs(nil, "10.0.0.5"), Grant: 1, MaxAdds: -1}, wantHeld: 1, target: 1},
+		{name: "grant below held removes nothing unreleased", in: planInput{Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 0, MaxAdds: -1}, wantHeld: 2, target: 2},
+		{name: "released IPs are removed", in: planInput{MaxAdds: -1, Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-001"}}, wantHeld: 2, target: 1, wantRemove: []string{"nicpool-001"}},
+		{name: "released IP on a config the agent never saw is kept", in: planInput{MaxAdds: -1, Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-old"}}, wantHeld: 2, target: 2},
+		{name: "remove and add in one plan", in: planInput{MaxAdds: -1, Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 3, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantAdd: 2, wantHeld: 2, target: 3, wantRemove: []string{"nicpool-000"}},
+		{name: "primary and foreign never removed", in: planInput{MaxAdds: -1, Configs: configs([]string{"10.0.0.9"}), Grant: 0, Released: map[string]bool{"10.0.0.4": true, "10.0.0.9": true}, Published: map[string]string{"10.0.0.4": "ipconfig1", "10.0.0.9": "foreign-0"}}, target: 0},
+		{name: "capped adds when subnet full, removals still made", in: planInput{Configs: configs(nil, "10.0.0.5"), Grant: 5, MaxAdds: 0, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantHeld: 1, target: 0, wantRemove: []string{"nicpool-000"}},
+		{name: "NIC cap of 256 with foreign configs", in: planInput{MaxAdds: -1, Configs: configs([]string{"10.0.0.7", "10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12"}, many[:245]...), Grant: 250}, wantAdd: 4, wantHeld: 245, target: 249, capped: true},
+		{name: "adds capped after a full subnet", in: planInput{MaxAdds: 3, Configs: configs(nil), Grant: 10}, wantAdd: 3, target: 3},
+		{name: "names never collide", in: planInput{Configs: configs(nil), Grant: 3, MaxAdds: -1}, wantAdd: 3, target: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +87,7 @@ func TestApplyPlanKeepsOthers(t *testing.T) {
 		{Name: to.Ptr("nicpool-b"), Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{PrivateIPAddress: to.Ptr("10.0.0.6")}},
 	}}}
 	got := applyPlan(nic, plan{Remove: []string{"nicpool-a"}, Add: []string{"nicpool-c"}}, "/sub/s")
-	var names []string
+	names := make([]string, 0, len(got))
 	for _, c := range got {
 		names = append(names, *c.Name)
 	}
@@ -102,7 +105,7 @@ func TestApplyPlanKeepsOthers(t *testing.T) {
 }
 
 func TestPublishIPs(t *testing.T) {
-	cfgs := configs("10.0.0.4", []string{"10.0.0.9"}, "10.0.0.5", "10.0.0.6", "")
+	cfgs := configs([]string{"10.0.0.9"}, "10.0.0.5", "10.0.0.6", "")
 	tests := []struct {
 		name      string
 		released  map[string]bool

@@ -14,7 +14,7 @@ import (
 // before the pass writes status, and restarts it: the configurations already
 // on the NIC are adopted, none leaked and none duplicated.
 func TestCrashBetweenWriteAndStatus(t *testing.T) {
-	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.4.0.0/16", "10.4.0.0/24", 2), nil)
+	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.4.0.0/16", "10.4.0.0/24", 2))
 	var once sync.Once
 	crashed := make(chan struct{})
 	var first *operator
@@ -59,7 +59,7 @@ func TestCrashBetweenWriteAndStatus(t *testing.T) {
 // TestARMFaultsConverge injects 412, 409, 429 (Retry-After: 1) and 500 on NIC
 // writes; the pool converges after each, and a 429 delays the retry.
 func TestARMFaultsConverge(t *testing.T) {
-	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.5.0.0/16", "10.5.0.0/24", 1), nil)
+	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.5.0.0/16", "10.5.0.0/24", 1))
 	startOperator(t, s, testOptions(), nil)
 	createNode(t, "faults-0", providerID(0))
 	setRequestWhenExists(t, "faults-0", 5)

@@ -16,7 +16,7 @@ import (
 // and none is left at zero.
 func TestVNetLimit70Nodes(t *testing.T) {
 	const nodes = 70
-	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.16.0.0/16", "10.16.0.0/16", nodes), nil)
+	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.16.0.0/16", "10.16.0.0/16", nodes))
 	startOperator(t, s, testOptions(), nil)
 	names := make([]string, nodes)
 	for i := range nodes {

@@ -97,7 +97,7 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	select {
 	case <-r.Ledger.Ready():
 	case <-ctx.Done():
-		return ctrl.Result{}, ctx.Err()
+		return ctrl.Result{}, fmt.Errorf("wait for the vnet ledger rebuild: %w", ctx.Err())
 	}
 	if !pool.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, pool)

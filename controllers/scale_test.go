@@ -18,7 +18,7 @@ import (
 func TestScaleUpAndDown(t *testing.T) {
 	topo := armsim.GenerateTopology(testSub, testRG, "10.1.0.0/16", "10.1.0.0/22", 1)
 	topo.NICs[0].ExtraIPConfigs = []string{"foreign-lb"}
-	s := startSim(t, topo, nil)
+	s := startSim(t, topo)
 	op := startOperator(t, s, testOptions(), nil)
 	_, foreignBefore := nicOwned(s, nicID(0))
 	createNode(t, "scale-0", providerID(0))
@@ -42,7 +42,7 @@ func TestScaleUpAndDown(t *testing.T) {
 
 	// The agent releases 240 idle IPs and asks for 10.
 	pool := getPool(t, "scale-0")
-	var release []nicpoolv1.IPv4Address
+	release := make([]nicpoolv1.IPv4Address, 0, len(pool.Status.IPs)-10)
 	for _, p := range pool.Status.IPs[10:] {
 		release = append(release, p.IP)
 	}
@@ -83,7 +83,7 @@ func TestScaleUpAndDown(t *testing.T) {
 
 // TestPerVMLimit caps a request above a lowered per-VM limit.
 func TestPerVMLimit(t *testing.T) {
-	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.2.0.0/16", "10.2.0.0/24", 1), nil)
+	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.2.0.0/16", "10.2.0.0/24", 1))
 	opts := testOptions()
 	opts.PerVMLimit = 40
 	startOperator(t, s, opts, nil)
@@ -104,7 +104,7 @@ func TestPerVMLimit(t *testing.T) {
 // TestUnsupportedNodes gives nodes without a providerID or on a VM scale set
 // a pool with a clear condition, and never writes to ARM.
 func TestUnsupportedNodes(t *testing.T) {
-	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.3.0.0/16", "10.3.0.0/24", 1), nil)
+	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.3.0.0/16", "10.3.0.0/24", 1))
 	startOperator(t, s, testOptions(), nil)
 	createNode(t, "noprovider", "")
 	createNode(t, "vmss", fmt.Sprintf("azure:///subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachineScaleSets/ss/virtualMachines/0", testSub, testRG))
@@ -145,7 +145,7 @@ func getVNetID(s *sim) string {
 // says SubnetFull.
 func TestSubnetFull(t *testing.T) {
 	// A /27 has 27 usable addresses; the NIC's primary holds one.
-	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.6.0.0/16", "10.6.0.0/27", 1), nil)
+	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.6.0.0/16", "10.6.0.0/27", 1))
 	startOperator(t, s, testOptions(), nil)
 	createNode(t, "full-0", providerID(0))
 	setRequestWhenExists(t, "full-0", 40)
@@ -164,7 +164,7 @@ func TestSubnetFull(t *testing.T) {
 // TestOutOfScope refuses to write to a NIC outside --resource-group, with a
 // condition that says so.
 func TestOutOfScope(t *testing.T) {
-	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.4.0.0/16", "10.4.0.0/24", 1), nil)
+	s := startSim(t, armsim.GenerateTopology(testSub, testRG, "10.4.0.0/16", "10.4.0.0/24", 1))
 	opts := testOptions()
 	opts.Scope = Scope{SubscriptionID: testSub, ResourceGroup: "rg-of-another-cluster"}
 	startOperator(t, s, opts, nil)

@@ -7,6 +7,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 )
@@ -48,6 +49,25 @@ func setup(mgr ctrl.Manager, opts Options, nics NICAPI, tweak func(*PoolReconcil
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
 	return ledger, nil
+}
+
+// leaderElectionID names the Lease the operator's replicas compete for.
+const leaderElectionID = "nicpool-operator.network.nicpool.io"
+
+// ManagerOptions returns the manager options the operator runs with: the
+// scheme, the metrics and probe addresses, and leader election on one Lease,
+// released at once by a leader that stops so a standby need not wait for it
+// to expire.
+func ManagerOptions(opts Options, scheme *runtime.Scheme) ctrl.Options {
+	return ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:        opts.ProbeAddr,
+		LeaderElection:                opts.LeaderElect,
+		LeaderElectionID:              leaderElectionID,
+		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	}
 }
 
 // NewScheme returns a scheme with the built-in kinds and NodeIPPool.

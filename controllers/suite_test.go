@@ -10,11 +10,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
@@ -40,12 +42,9 @@ type sim struct {
 }
 
 // startSim runs armsim with topo and returns a client for it.
-func startSim(t *testing.T, topo *armsim.Topology, mod func(*armsim.Options)) *sim {
+func startSim(t *testing.T, topo *armsim.Topology) *sim {
 	t.Helper()
 	opts := armsim.Options{Topology: topo, Throttle: armsim.ThrottleOptions{Disabled: true}, PutLatency: 20 * time.Millisecond}
-	if mod != nil {
-		mod(&opts)
-	}
 	srv, co, cred := armsimtest.Start(t, opts)
 	nics, err := azure.NewNICClient(azure.Config{
 		ClientOptions: co, Credential: cred, ReadQPS: 2000, ReadBurst: 2000, WriteQPS: 2000, WriteBurst: 2000,
@@ -66,41 +65,77 @@ func testOptions() Options {
 
 // operator is a running manager with the operator in it.
 type operator struct {
+	t      *testing.T
 	ledger *Ledger
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// startOperator starts a manager with the operator; t.Cleanup stops it.
-func startOperator(t *testing.T, s *sim, opts Options, tweak func(*PoolReconciler)) *operator {
-	t.Helper()
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+// operatorSpec describes a test operator; the zero value of each field but
+// opts and nics takes a default.
+type operatorSpec struct {
+	// mgr are the manager's options; nil means testManagerOptions().
+	mgr *ctrl.Options
+	// opts are the operator's options.
+	opts Options
+	// nics reaches ARM.
+	nics NICAPI
+	// tweak adjusts the pool reconciler.
+	tweak func(*PoolReconciler)
+	// wrap, if set, wraps the manager the operator is set up with.
+	wrap func(manager.Manager) manager.Manager
+}
+
+// testManagerOptions are manager options without listeners or leader election.
+func testManagerOptions() *ctrl.Options {
+	return &ctrl.Options{
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+}
+
+// startOperator starts a manager with the operator; t.Cleanup stops it.
+func startOperator(t *testing.T, s *sim, opts Options, tweak func(*PoolReconciler)) *operator {
+	t.Helper()
+	return launchOperator(t, operatorSpec{opts: opts, nics: s.nics, tweak: tweak})
+}
+
+// launchOperator starts the operator that spec describes; t.Cleanup stops it.
+func launchOperator(t *testing.T, spec operatorSpec) *operator {
+	t.Helper()
+	if spec.mgr == nil {
+		spec.mgr = testManagerOptions()
+	}
+	mgr, err := ctrl.NewManager(env.Config, *spec.mgr)
 	if err != nil {
 		t.Fatalf("create manager: %v", err)
 	}
-	ledger, err := setup(mgr, opts, s.nics, tweak)
+	wrapped := mgr
+	if spec.wrap != nil {
+		wrapped = spec.wrap(mgr)
+	}
+	ledger, err := setup(wrapped, spec.opts, spec.nics, spec.tweak)
 	if err != nil {
 		t.Fatalf("set up operator: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	op := &operator{ledger: ledger, cancel: cancel, done: make(chan error, 1)}
+	op := &operator{t: t, ledger: ledger, cancel: cancel, done: make(chan error, 1)}
 	go func() { op.done <- mgr.Start(ctx) }()
 	t.Cleanup(op.stop)
 	return op
 }
 
-// stop stops the manager and waits for it.
+// stop stops the manager, waits for it and fails the test if it failed.
 func (o *operator) stop() {
 	if o.cancel == nil {
 		return
 	}
 	o.cancel()
-	<-o.done
+	if err := <-o.done; err != nil {
+		o.t.Errorf("operator stopped with an error: %v", err)
+	}
 	o.cancel = nil
 }
 
@@ -127,15 +162,31 @@ func createNode(t *testing.T, name, providerID string) {
 // deleteNodeAndPool deletes a Node and its pool. With force it strips the
 // finalizer of a pool no operator is left to release.
 func deleteNodeAndPool(t *testing.T, name string, force bool) {
+	t.Helper()
 	ctx := context.Background()
-	_ = client.IgnoreNotFound(env.Client.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}))
-	pool := &nicpoolv1.NodeIPPool{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, pool); err != nil {
+	if err := env.Client.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}); client.IgnoreNotFound(err) != nil {
+		t.Errorf("delete node %s: %v", name, err)
+	}
+	if err := env.Client.Delete(ctx, &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}); client.IgnoreNotFound(err) != nil {
+		t.Errorf("delete pool %s: %v", name, err)
+	}
+	if !force {
 		return
 	}
-	_ = env.Client.Delete(ctx, pool)
-	if force && controllerutil.RemoveFinalizer(pool, nicpoolv1.FinalizerName) {
-		_ = env.Client.Update(ctx, pool)
+	// The operator may be finalizing the pool at the same time: re-read on
+	// conflict, and a pool gone meanwhile needs nothing more.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pool := &nicpoolv1.NodeIPPool{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: name}, pool); err != nil {
+			return err
+		}
+		if !controllerutil.RemoveFinalizer(pool, nicpoolv1.FinalizerName) {
+			return nil
+		}
+		return env.Client.Update(ctx, pool)
+	})
+	if client.IgnoreNotFound(err) != nil {
+		t.Errorf("remove finalizer from pool %s: %v", name, err)
 	}
 }
 

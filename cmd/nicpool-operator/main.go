@@ -10,7 +10,6 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/nicpool/nicpool/controllers"
 	"github.com/nicpool/nicpool/internal/azure"
@@ -52,15 +51,7 @@ func run(opts controllers.Options) error {
 	if err != nil {
 		return err
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
-		HealthProbeBindAddress:        opts.ProbeAddr,
-		LeaderElection:                opts.LeaderElect,
-		LeaderElectionID:              "nicpool-operator.network.nicpool.io",
-		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
-		LeaderElectionReleaseOnCancel: true,
-	})
+	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(opts, scheme))
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}

@@ -119,7 +119,7 @@ func runScale(b *testing.B) result {
 		return len(doneAt) == len(names)
 	})
 	r := result{converge: time.Since(start)}
-	var firsts []time.Duration
+	firsts := make([]time.Duration, 0, len(doneAt))
 	for _, d := range doneAt {
 		firsts = append(firsts, d)
 	}
