@@ -131,6 +131,9 @@ func TestConnectivity(t *testing.T) {
 	if err := tb.CheckInvariants(append(a, b...), 250); err != nil {
 		t.Error(err)
 	}
+	if err := tb.StoresMatchPods(context.Background(), append(a, b...)); err != nil {
+		t.Error(err)
+	}
 	if err := tb.FabricError(); err != nil {
 		t.Errorf("fabric: %v", err)
 	}

@@ -61,6 +61,9 @@ func TestFullNodeAndRelease(t *testing.T) {
 	if err := tb.CheckInvariants(keep, v1.MaxIPsPerNode); err != nil {
 		t.Fatal(err)
 	}
+	if err := tb.StoresMatchPods(ctx, keep); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestCrashes kills the agent during a pod burst and the operator during a
@@ -114,6 +117,9 @@ func TestCrashes(t *testing.T) {
 		t.Fatalf("%d of 100 pods started", len(live))
 	}
 	if err := tb.CheckInvariants(live, v1.MaxIPsPerNode); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.StoresMatchPods(ctx, live); err != nil {
 		t.Fatal(err)
 	}
 	// Status and NIC agree once the operator has caught up: nothing adopted

@@ -134,7 +134,7 @@ func (tb *Testbed) newVM(ctx context.Context, i int, apiServer string) (*VM, err
 			"--cni-binary=" + filepath.Join(tb.cfg.BinDir, "nicpool"),
 			"--non-masquerade-cidrs=" + PeerCIDR + "," + OnPremCIDR,
 			"--metrics-addr=127.0.0.1:9100",
-			"--introspection-addr=127.0.0.1:9101",
+			"--introspection-addr=" + introspectionAddr,
 		}, tb.cfg.AgentArgs...),
 	}
 	return vm, nil
