@@ -3,10 +3,10 @@ package gc
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/nicpool/nicpool/internal/fakeclock"
 	"github.com/nicpool/nicpool/internal/pool"
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
 	"github.com/nicpool/nicpool/nodeagent/ipam"
@@ -14,19 +14,7 @@ import (
 	"github.com/nicpool/nicpool/nodeagent/vethname"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func setup(t *testing.T, clk *clock, pods ...string) *ipam.Allocator {
+func setup(t *testing.T, clk *fakeclock.Clock, pods ...string) *ipam.Allocator {
 	t.Helper()
 	a := ipam.New(store.NewMemStore(), ipam.Config{Policy: pool.Config{BatchSize: 1, MaxIPs: 250}, Now: clk.Now})
 	a.UpdatePool(ipam.PoolState{Found: true, IPs: []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}})
@@ -51,7 +39,7 @@ func held(a *ipam.Allocator) map[string]bool {
 }
 
 func TestPodGCWaitsForTheGracePeriod(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	a := setup(t, clk, "alive", "gone", "")
 	podsNow := map[string]bool{"ns/alive": true}
 	c := New(a, Config{Grace: time.Minute, Now: clk.Now, Pods: func(context.Context) (map[string]bool, error) { return podsNow, nil }})
@@ -85,7 +73,7 @@ func TestPodGCWaitsForTheGracePeriod(t *testing.T) {
 }
 
 func TestPodGCForgetsAPodThatCameBack(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	a := setup(t, clk, "flaky")
 	podsNow := map[string]bool{}
 	c := New(a, Config{Grace: time.Minute, Now: clk.Now, Pods: func(context.Context) (map[string]bool, error) { return podsNow, nil }})
@@ -103,7 +91,7 @@ func TestPodGCForgetsAPodThatCameBack(t *testing.T) {
 }
 
 func TestReconcileAtStart(t *testing.T) {
-	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	a := setup(t, clk, "pod-and-veth", "veth-only", "pod-only", "neither")
 	veths := map[string]bool{
 		vethname.VethName("c-pod-and-veth", "eth0"): true,
@@ -127,7 +115,7 @@ func TestReconcileAtStart(t *testing.T) {
 }
 
 func TestReconcileKeepsAllocationsWhenTheVethCheckFails(t *testing.T) {
-	clk := &clock{now: time.Now()}
+	clk := fakeclock.New(time.Now())
 	a := setup(t, clk, "x")
 	c := New(a, Config{
 		Pods:       func(context.Context) (map[string]bool, error) { return map[string]bool{}, nil },

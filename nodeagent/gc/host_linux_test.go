@@ -11,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/nicpool/nicpool/internal/fakeclock"
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
 	"github.com/nicpool/nicpool/nodeagent/store"
 )
@@ -89,7 +90,7 @@ func TestRecoverFromHostRoutes(t *testing.T) {
 
 	// While the veth exists the recovered record stays; once it is gone,
 	// the periodic GC releases it.
-	clk := &clock{now: time.Now().Add(time.Hour)}
+	clk := fakeclock.New(time.Now().Add(time.Hour))
 	rel := &recordingReleaser{st: st}
 	c := New(rel, Config{Now: clk.Now, Grace: time.Second, LinkExists: HostLinks(h), Pods: func(context.Context) (map[string]bool, error) { return nil, nil }})
 	if err := c.RunOnce(context.Background()); err != nil || len(st.List()) != 1 {

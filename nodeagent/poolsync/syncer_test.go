@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
+	"github.com/nicpool/nicpool/internal/fakeclock"
 	"github.com/nicpool/nicpool/internal/pool"
 	"github.com/nicpool/nicpool/internal/testenv"
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
@@ -27,18 +28,6 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) { testenv.Main(m, &env) }
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -53,12 +42,12 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 // agent starts the cache and the syncer for node and returns the allocator.
-func agent(t *testing.T, node string, clock *fakeClock) (*ipam.Allocator, client.Reader) {
+func agent(t *testing.T, node string, clock *fakeclock.Clock) (*ipam.Allocator, client.Reader) {
 	return agentAs(t, env.Config, node, clock)
 }
 
 // agentAs is agent with the API identity of cfg.
-func agentAs(t *testing.T, cfg *rest.Config, node string, clock *fakeClock) (*ipam.Allocator, client.Reader) {
+func agentAs(t *testing.T, cfg *rest.Config, node string, clock *fakeclock.Clock) (*ipam.Allocator, client.Reader) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := NewCache(ctx, cfg, env.Scheme, node)
@@ -124,7 +113,7 @@ func TestAgentDrivesThePoolOnTheRealAPIServer(t *testing.T) {
 	for _, n := range []string{"node-a", "node-b"} {
 		create(t, &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: n}})
 	}
-	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	alloc, _ := agent(t, "node-a", clock)
 
 	eventually(t, "the agent asks for the minimum", func() bool { return getPool(t, "node-a").Spec.RequestedIPCount == 2 })
@@ -202,7 +191,7 @@ func TestCacheHoldsOnlyThisNodesPods(t *testing.T) {
 		}
 		create(t, pod)
 	}
-	_, reader := agent(t, "node-c", &fakeClock{now: time.Now()})
+	_, reader := agent(t, "node-c", fakeclock.New(time.Now()))
 	eventually(t, "the pod cache lists the node's pod", func() bool {
 		pods, err := PodsOnNode(ctx, reader)
 		return err == nil && pods["default/on-c"] && !pods["default/elsewhere"] && len(pods) == 1
@@ -235,7 +224,7 @@ func TestAgentWorksWithOnlyItsRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alloc, _ := agentAs(t, u.Config(), "node-rbac", &fakeClock{now: time.Now()})
+	alloc, _ := agentAs(t, u.Config(), "node-rbac", fakeclock.New(time.Now()))
 	eventually(t, "the least-privileged agent writes its request", func() bool { return getPool(t, "node-rbac").Spec.RequestedIPCount == 2 })
 	grant(t, "node-rbac", addrs(100, 2))
 	eventually(t, "the least-privileged agent is ready", func() bool { ok, _ := alloc.Ready(); return ok })
