@@ -1,6 +1,7 @@
 package azure
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"sync"
@@ -77,15 +78,9 @@ func NewNICClient(cfg Config) (*NICClient, error) {
 }
 
 func setRetryDefaults(r *policy.RetryOptions) {
-	if r.MaxRetries == 0 {
-		r.MaxRetries = defaultMaxRetries
-	}
-	if r.RetryDelay == 0 {
-		r.RetryDelay = defaultRetryDelay
-	}
-	if r.MaxRetryDelay == 0 {
-		r.MaxRetryDelay = defaultMaxRetryDelay
-	}
+	r.MaxRetries = cmp.Or(r.MaxRetries, defaultMaxRetries)
+	r.RetryDelay = cmp.Or(r.RetryDelay, defaultRetryDelay)
+	r.MaxRetryDelay = cmp.Or(r.MaxRetryDelay, defaultMaxRetryDelay)
 }
 
 // factory returns the cached armnetwork client factory for a subscription.

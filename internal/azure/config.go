@@ -1,6 +1,7 @@
 package azure
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -90,30 +91,14 @@ type Config struct {
 
 // withDefaults returns c with zero fields filled in.
 func (c Config) withDefaults() Config {
-	if c.Cloud == "" {
-		c.Cloud = CloudPublic
-	}
-	if c.Auth == "" {
-		c.Auth = AuthDefault
-	}
-	if c.ReadQPS == 0 {
-		c.ReadQPS = DefaultReadQPS
-	}
-	if c.ReadBurst == 0 {
-		c.ReadBurst = DefaultReadBurst
-	}
-	if c.WriteQPS == 0 {
-		c.WriteQPS = DefaultWriteQPS
-	}
-	if c.WriteBurst == 0 {
-		c.WriteBurst = DefaultWriteBurst
-	}
-	if c.LROTimeout == 0 {
-		c.LROTimeout = DefaultLROTimeout
-	}
-	if c.LROPollInterval == 0 {
-		c.LROPollInterval = DefaultLROPollInterval
-	}
+	c.Cloud = cmp.Or(c.Cloud, CloudPublic)
+	c.Auth = cmp.Or(c.Auth, AuthDefault)
+	c.ReadQPS = cmp.Or(c.ReadQPS, DefaultReadQPS)
+	c.ReadBurst = cmp.Or(c.ReadBurst, DefaultReadBurst)
+	c.WriteQPS = cmp.Or(c.WriteQPS, DefaultWriteQPS)
+	c.WriteBurst = cmp.Or(c.WriteBurst, DefaultWriteBurst)
+	c.LROTimeout = cmp.Or(c.LROTimeout, DefaultLROTimeout)
+	c.LROPollInterval = cmp.Or(c.LROPollInterval, DefaultLROPollInterval)
 	return c
 }
 
