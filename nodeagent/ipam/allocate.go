@@ -64,7 +64,7 @@ func (a *Allocator) waitLocked(ctx context.Context, timeout <-chan time.Time) er
 	select {
 	case <-changed:
 	case <-timeout:
-		err = &agentapi.Error{Code: agentapi.CodeTryAgainLater, Message: fmt.Sprintf("no free IP on this node after waiting %s for the pool to grow; try again later", a.cfg.AllocTimeout)}
+		err = &agentapi.Error{Code: agentapi.CodeTryAgainLater, Message: a.noFreeIPMessage()}
 	case <-ctx.Done():
 		err = &agentapi.Error{Code: agentapi.CodeTryAgainLater, Message: fmt.Sprintf("gave up waiting for a free IP: %v; try again later", ctx.Err())}
 	}
@@ -75,6 +75,18 @@ func (a *Allocator) waitLocked(ctx context.Context, timeout <-chan time.Time) er
 		a.signalDemandLocked()
 	}
 	return err
+}
+
+// noFreeIPMessage explains a timed-out wait; it says when the node is full,
+// since then only a deleted pod frees an IP.
+func (a *Allocator) noFreeIPMessage() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	held := len(a.store.List())
+	if limit := a.cfg.Policy.MaxIPs; limit > 0 && held >= limit {
+		return fmt.Sprintf("no free IP: this node's pods hold %d IPs, its maximum (--max-ips, at most 250 per VM); try again later, after a pod on this node is deleted", held)
+	}
+	return fmt.Sprintf("no free IP on this node after waiting %s for the pool to grow (pods hold %d, the pool has %d usable); try again later", a.cfg.AllocTimeout, held, len(a.pool.IPs)-len(a.pool.NotInUse))
 }
 
 func (a *Allocator) responseLocked(ip string) *agentapi.AllocateResponse {

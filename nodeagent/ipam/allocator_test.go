@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -244,5 +245,36 @@ func TestSameIPAfterRestart(t *testing.T) {
 	other, err := b.Allocate(context.Background(), att(2))
 	if err != nil || other.IP == first.IP {
 		t.Errorf("after a restart another key got %v, %v; the restored IP %s must stay taken", other, err, first.IP)
+	}
+}
+
+// TestFullNodeSaysSo tells a pod on a node at its maximum why it gets no IP,
+// and a pod on a node still growing that the pool is growing.
+func TestFullNodeSaysSo(t *testing.T) {
+	tests := []struct {
+		name    string
+		maxIPs  int
+		poolIPs int
+		want    string
+	}{
+		{"node at its maximum", 3, 3, "its maximum (--max-ips"},
+		{"pool still growing", 10, 3, "waiting"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := policy
+			p.MaxIPs = tc.maxIPs
+			a := New(store.NewMemStore(), Config{Policy: p, AllocTimeout: 20 * time.Millisecond})
+			a.UpdatePool(PoolState{Found: true, IPs: ips(tc.poolIPs)})
+			for i := range tc.poolIPs {
+				if _, err := a.Allocate(context.Background(), att(i)); err != nil {
+					t.Fatalf("Allocate %d: %v", i, err)
+				}
+			}
+			_, err := a.Allocate(context.Background(), att(tc.poolIPs))
+			if codeOf(err) != agentapi.CodeTryAgainLater || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Allocate beyond the pool = %v, want code %d mentioning %q", err, agentapi.CodeTryAgainLater, tc.want)
+			}
+		})
 	}
 }

@@ -34,8 +34,8 @@ func TestFullNodeAndRelease(t *testing.T) {
 	if err == nil {
 		t.Fatal("pod 251 on a full node got an IP")
 	}
-	if !strings.Contains(err.Error(), "try again") && !strings.Contains(strings.ToLower(err.Error()), "no ip") {
-		t.Errorf("pod 251 failed without a clear message: %v", err)
+	if !strings.Contains(err.Error(), "its maximum") || !strings.Contains(err.Error(), "try again later") {
+		t.Errorf("pod 251 failed without saying the node is full: %v", err)
 	}
 	t.Logf("Pod 251 failed as it should: %v", err)
 

@@ -27,10 +27,15 @@ func (tb *Testbed) AgentAllocations(ctx context.Context, vm *VM) (map[string]str
 		var c net.Conn
 		err := vm.NS.Do(func(ns.NetNS) error {
 			var err error
-			c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
-			return err
+			if c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr); err != nil {
+				return fmt.Errorf("dial %s: %w", addr, err)
+			}
+			return nil
 		})
-		return c, err
+		if err != nil {
+			return nil, fmt.Errorf("in %s: %w", vm.NS.Name, err)
+		}
+		return c, nil
 	}}
 	defer transport.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+introspectionAddr+server.PathAllocations, nil)
