@@ -78,6 +78,9 @@ func dumpLogs(t *testing.T, tb *testbed.Testbed, work string) {
 	more, _ := filepath.Glob(filepath.Join(work, "*", "*.log"))
 	for _, l := range append(logs, more...) {
 		data, _ := os.ReadFile(l)
+		if keep := os.Getenv("E2E_LOG_KEEP"); keep != "" {
+			_ = os.WriteFile(filepath.Join(keep, filepath.Base(filepath.Dir(l))+"-"+filepath.Base(l)), data, 0o600)
+		}
 		if len(data) > 6000 {
 			data = data[len(data)-6000:]
 		}

@@ -22,7 +22,7 @@ func TestFullNodeAndRelease(t *testing.T) {
 	if testing.Short() {
 		t.Skip("250 pods take a while; skipped with -short")
 	}
-	tb := newTestbed(t, 1, []string{"--alloc-timeout=8s", "--release-cooldown=3s", "--gc-grace=5s"}, nil)
+	tb := newTestbed(t, 1, []string{"--alloc-timeout=20s", "--release-cooldown=3s", "--gc-grace=5s"}, nil)
 	ctx := context.Background()
 	vm := tb.VMs[0]
 	pods := startPods(t, tb, vm, "full", v1.MaxIPsPerNode, 16)

@@ -171,6 +171,7 @@ func (tb *Testbed) startOperator(ctx context.Context) error {
 		"--leader-elect=false",
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=0",
+		"--zap-log-level=debug",
 	}, tb.cfg.OperatorArgs...)
 	tb.Operator = &Process{Name: "operator", bin: filepath.Join(tb.cfg.BinDir, "nicpool-operator"), args: args,
 		LogPath: filepath.Join(tb.cfg.WorkDir, "operator.log")}
