@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -15,13 +16,16 @@ import (
 	"github.com/nicpool/nicpool/internal/armsim"
 )
 
-// TestMetrics scales two nodes up and deletes one, and checks what the
-// metrics registry (what /metrics serves) says against the pools' status,
-// the ledger, the NICs and the ARM calls the emulator answered.
+// TestMetrics scales two nodes up (through one failed NIC read) and deletes
+// one, and checks what the metrics registry (what /metrics serves) says
+// against the pools' status, the ledger, the NICs and the ARM calls the
+// emulator answered.
 func TestMetrics(t *testing.T) {
 	topo := armsim.GenerateTopology(testSub, testRG, "10.7.0.0/16", "10.7.0.0/24", 2)
 	renameVNet(topo, "vnet-metrics") // a VNet label no other test writes
 	s := startSim(t, topo)
+	// One failed read, which the SDK retries, is counted under its own code.
+	s.srv.FailNext(armsim.OpGetNIC, 1, http.StatusInternalServerError, "")
 	forgetPoolConditions()
 	armBefore := gather(t, "nicpool_arm_requests_total")
 	armLatencyBefore := gather(t, "nicpool_arm_request_duration_seconds")
@@ -117,8 +121,11 @@ func armMetricsMatch(t *testing.T, s *sim, before, latencyBefore map[string]floa
 	calls := gather(t, "nicpool_arm_requests_total")
 	latency := gather(t, "nicpool_arm_request_duration_seconds")
 	stats := s.srv.Stats()
+	if stats.Calls[armsim.OpGetNIC][http.StatusInternalServerError] == 0 {
+		return "the emulator answered no GetNIC with 500: the injected fault was not exercised"
+	}
 	for _, op := range []armsim.Op{armsim.OpGetNIC, armsim.OpPutNIC} {
-		if stats.Calls[op][200] == 0 {
+		if stats.Calls[op][http.StatusOK] == 0 {
 			return fmt.Sprintf("the emulator answered no %s with 200: the test did not exercise it", op)
 		}
 		all := 0
