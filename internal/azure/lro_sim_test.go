@@ -63,9 +63,14 @@ func TestGetNICFinishesPendingUpdate(t *testing.T) {
 		t.Fatalf("update with hung lro: %v, want Pending", err)
 	}
 	srv.HangLRO(false)
+	getsBefore := sumCalls(srv.Stats().Calls[armsim.OpGetNIC])
 	got := getNIC(t, c, simNICID(0))
 	if c.PendingCount() != 0 || len(got.Properties.IPConfigurations) != 2 {
 		t.Fatalf("after get: pending %d, configs %d; want 0, 2", c.PendingCount(), len(got.Properties.IPConfigurations))
+	}
+	// The poller's final GET is the answer; GetNIC spends no second read.
+	if gets := sumCalls(srv.Stats().Calls[armsim.OpGetNIC]) - getsBefore; gets != 1 {
+		t.Errorf("GetNIC that finished a pending PUT made %d NIC GETs, want 1", gets)
 	}
 	// A fresh read-modify-write works again.
 	addDynamicConfigs(t, got, "more", 1)
@@ -91,4 +96,12 @@ func TestThrottledPollLeavesUpdatePending(t *testing.T) {
 	if err != nil || !had || len(got.Properties.IPConfigurations) != 2 {
 		t.Fatalf("resume = %v, had %v, err %v", got, had, err)
 	}
+}
+
+func sumCalls(byStatus map[int]int) int {
+	n := 0
+	for _, c := range byStatus {
+		n += c
+	}
+	return n
 }

@@ -20,8 +20,15 @@ func (c *NICClient) GetNIC(ctx context.Context, nicID string) (*armnetwork.Inter
 	if err != nil {
 		return nil, err
 	}
-	if _, had, err := c.ResumePending(ctx, nicID); had && Classify(err) == KindPending {
-		return nil, err
+	if nic, had, err := c.ResumePending(ctx, nicID); had {
+		switch {
+		case err == nil && nic != nil:
+			// The resumed PUT ended with the poller's own GET of the NIC, made a
+			// moment ago: a second GET would only spend the read budget.
+			return nic, nil
+		case Classify(err) == KindPending:
+			return nil, err
+		}
 	}
 	// A pending PUT that failed is dropped: the fresh GET below shows what ARM really holds.
 	cl, err := c.interfaces(id.SubscriptionID)
