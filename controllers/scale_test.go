@@ -89,13 +89,20 @@ func TestPerVMLimit(t *testing.T) {
 	startOperator(t, s, opts, nil)
 	createNode(t, "pervm-0", providerID(0))
 	setRequestWhenExists(t, "pervm-0", 50)
+	waitLimitReached(t, s, "pervm-0", 40, nicpoolv1.ReasonPerVMLimit)
+}
+
+// waitLimitReached waits until the pool of NIC 0 holds want IPs, as its NIC
+// does, and says LimitReached for reason.
+func waitLimitReached(t *testing.T, s *sim, name string, want int, reason string) {
+	t.Helper()
 	eventually(t, 60*time.Second, func() string {
-		p := lookPool("pervm-0")
-		if msg := statusMatchesNIC(s, p, nicID(0), 40); msg != "" {
+		p := lookPool(name)
+		if msg := statusMatchesNIC(s, p, nicID(0), want); msg != "" {
 			return msg
 		}
-		if st, reason := condition(p, nicpoolv1.ConditionLimitReached); st != metav1.ConditionTrue || reason != nicpoolv1.ReasonPerVMLimit {
-			return fmt.Sprintf("LimitReached = %s/%s, want True/PerVMLimit", st, reason)
+		if st, got := condition(p, nicpoolv1.ConditionLimitReached); st != metav1.ConditionTrue || got != reason {
+			return fmt.Sprintf("LimitReached = %s/%s, want True/%s", st, got, reason)
 		}
 		return ""
 	})
@@ -149,16 +156,7 @@ func TestSubnetFull(t *testing.T) {
 	startOperator(t, s, testOptions(), nil)
 	createNode(t, "full-0", providerID(0))
 	setRequestWhenExists(t, "full-0", 40)
-	eventually(t, 60*time.Second, func() string {
-		p := lookPool("full-0")
-		if msg := statusMatchesNIC(s, p, nicID(0), 26); msg != "" {
-			return msg
-		}
-		if st, reason := condition(p, nicpoolv1.ConditionLimitReached); st != metav1.ConditionTrue || reason != nicpoolv1.ReasonSubnetFull {
-			return fmt.Sprintf("LimitReached = %s/%s, want True/SubnetFull", st, reason)
-		}
-		return ""
-	})
+	waitLimitReached(t, s, "full-0", 26, nicpoolv1.ReasonSubnetFull)
 }
 
 // TestOutOfScope refuses to write to a NIC outside --resource-group, with a

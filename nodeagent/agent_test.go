@@ -181,14 +181,7 @@ func TestAgentReleasesIPsOfDeletedPods(t *testing.T) {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting until %s", what)
+	testenv.Eventually(t, 60*time.Second, what, cond)
 }
 
 // create creates obj and deletes it when the test ends, so the tests can

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 )
 
 // Main runs a package's tests against one shared control plane: it starts it,
@@ -26,4 +27,16 @@ func Main(m *testing.M, env **Env, apiServerArgs ...string) {
 		fmt.Fprintln(os.Stderr, "stop control plane:", err)
 	}
 	os.Exit(code)
+}
+
+// Eventually polls cond every 50 ms until it holds, failing the test with
+// "timed out waiting until <what>" after timeout.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting until %s", what)
 }

@@ -31,14 +31,7 @@ func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting until %s", what)
+	testenv.Eventually(t, 30*time.Second, what, cond)
 }
 
 // agent starts the cache and the syncer for node and returns the allocator.
