@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -91,25 +90,11 @@ func dumpLogs(t *testing.T, tb *testbed.Testbed, work string) {
 
 func startPods(t *testing.T, tb *testbed.Testbed, vm *testbed.VM, prefix string, n, parallel int) []*testbed.Pod {
 	t.Helper()
-	ctx := context.Background()
-	pods := make([]*testbed.Pod, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			pods[i], errs[i] = tb.StartPod(ctx, vm, fmt.Sprintf("%s-%d", prefix, i))
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("pod %d: %v", i, err)
-		}
+	pods, err := tb.StartPods(context.Background(), n, parallel, func(i int) (*testbed.VM, string) {
+		return vm, fmt.Sprintf("%s-%d", prefix, i)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return pods
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"time"
 
@@ -67,22 +66,11 @@ func run() error {
 func startPods(ctx context.Context, tb *testbed.Testbed, n int) ([]*testbed.Pod, error) {
 	fmt.Printf("Starting %d pods through the nicpool CNI plugin.\n", n)
 	t0 := time.Now()
-	pods := make([]*testbed.Pod, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i := range n {
+	pods, err := tb.StartPods(ctx, n, 8, func(i int) (*testbed.VM, string) {
 		vm := tb.VMs[i%len(tb.VMs)]
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			pods[i], errs[i] = tb.StartPod(ctx, vm, fmt.Sprintf("demo-%s-%d", vm.Name, i))
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+		return vm, fmt.Sprintf("demo-%s-%d", vm.Name, i)
+	})
+	if err != nil {
 		return nil, err
 	}
 	fmt.Printf("  %d pods running after %s.\n", n, time.Since(t0).Round(time.Millisecond))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/containernetworking/cni/libcni"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
@@ -160,4 +161,28 @@ func (tb *Testbed) removeNamespace(n *Namespace) error {
 // NewPodNamespace creates an empty pod namespace the testbed deletes on Close.
 func (tb *Testbed) NewPodNamespace(name string) (*Namespace, error) {
 	return tb.newNamespace("p-" + name)
+}
+
+// StartPods starts n pods, at most parallel at a time, like a burst of pod
+// creations; place(i) names pod i and the VM it runs on. Every pod is tried;
+// the errors of those that failed are joined.
+func (tb *Testbed) StartPods(ctx context.Context, n, parallel int, place func(i int) (*VM, string)) ([]*Pod, error) {
+	pods := make([]*Pod, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i := range n {
+		vm, name := place(i)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if pods[i], errs[i] = tb.StartPod(ctx, vm, name); errs[i] != nil {
+				errs[i] = fmt.Errorf("pod %d: %w", i, errs[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return pods, errors.Join(errs...)
 }
