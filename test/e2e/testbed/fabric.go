@@ -47,13 +47,12 @@ type fabric struct {
 	ns *Namespace
 
 	mu      sync.Mutex
-	vms     map[string]*VM   // by lower-case VM resource ID
-	applied map[string]*VM   // IP -> VM whose route and neighbour are installed
-	routes  map[string]int64 // IP -> snapshot version that installed it, for tests
+	vms     map[string]*VM // by lower-case VM resource ID
+	applied map[string]*VM // IP -> VM whose route and neighbour are installed
 }
 
 func newFabric(n *Namespace) (*fabric, error) {
-	f := &fabric{ns: n, vms: map[string]*VM{}, applied: map[string]*VM{}, routes: map[string]int64{}}
+	f := &fabric{ns: n, vms: map[string]*VM{}, applied: map[string]*VM{}}
 	err := n.Do(func(ns.NetNS) error {
 		if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
 			return err
@@ -198,7 +197,6 @@ func (f *fabric) sync(snap armsim.Snapshot) error {
 				return err
 			}
 			f.applied[ip] = vm
-			f.routes[ip] = int64(snap.Version)
 		}
 		return nil
 	})
@@ -254,13 +252,6 @@ func (f *fabric) follow(ctx context.Context, sim *armsim.Server, errs chan<- err
 			return
 		}
 	}
-}
-
-// Routed reports whether the fabric currently delivers ip.
-func (f *fabric) Routed(ip string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.applied[ip] != nil
 }
 
 func addAddr(link netlink.Link, cidr string) error {
