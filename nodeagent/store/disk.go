@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -89,6 +90,12 @@ func load(path string) (map[agentapi.AttachmentKey]Record, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
 		return nil, &CorruptError{Path: path, Err: fmt.Errorf("decode json: %w", err)}
+	}
+	// The file is written as exactly one document: anything after it (a
+	// second document, garbage) means it was not written by us, and reading
+	// only the first value would silently drop the rest.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, &CorruptError{Path: path, Err: fmt.Errorf("unexpected data after the JSON document at byte %d", dec.InputOffset())}
 	}
 	if f.Version != formatVersion {
 		return nil, &CorruptError{Path: path, Err: fmt.Errorf("format version %d, want %d", f.Version, formatVersion)}
