@@ -5,6 +5,7 @@ package gc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -81,8 +82,9 @@ func vethOf(r store.Record) string {
 }
 
 // RunOnce releases the allocations whose pod has been missing from the API
-// for the grace period (and that are at least that old). Allocations
-// without pod information are left to CNI GC and the veth check.
+// for the grace period (and that are at least that old) and whose host veth
+// is gone. Allocations without pod information are left to CNI GC and the
+// veth check.
 func (c *Collector) RunOnce(ctx context.Context) error {
 	pods, err := c.cfg.Pods(ctx)
 	if err != nil {
@@ -90,6 +92,7 @@ func (c *Collector) RunOnce(ctx context.Context) error {
 	}
 	now := c.cfg.Now()
 	seen := map[agentapi.AttachmentKey]bool{}
+	var checkErrs []error
 	keep := func(r store.Record) bool {
 		seen[r.AttachmentKey] = true
 		if r.PodName == "" || pods[r.PodNamespace+"/"+r.PodName] {
@@ -101,9 +104,23 @@ func (c *Collector) RunOnce(ctx context.Context) error {
 			c.missingSince[r.AttachmentKey] = now
 			return true
 		}
-		return now.Sub(since) < c.cfg.Grace
+		if now.Sub(since) < c.cfg.Grace {
+			return true
+		}
+		// A force-deleted pod leaves the API before its sandbox is torn
+		// down: while its veth (and the /32 route to it) exist, handing the
+		// IP to the next ADD would put two pods on one address.
+		exists, err := c.vethExists(r)
+		if err != nil {
+			checkErrs = append(checkErrs, err)
+			return true
+		}
+		return exists
 	}
 	released, err := c.alloc.ReleaseUnless(keep, c.cfg.Grace)
+	if len(checkErrs) > 0 {
+		err = errors.Join(err, fmt.Errorf("check host veths: %w", checkErrs[0]))
+	}
 	for k := range c.missingSince {
 		if !seen[k] {
 			delete(c.missingSince, k)
@@ -116,7 +133,19 @@ func (c *Collector) RunOnce(ctx context.Context) error {
 	if len(released) > 0 {
 		c.cfg.Log.Info("Released allocations of pods that are gone", "count", len(released))
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("garbage-collect allocations: %w", err)
+	}
+	return nil
+}
+
+// vethExists reports whether r's host veth exists; false when there is no
+// LinkExists to ask.
+func (c *Collector) vethExists(r store.Record) (bool, error) {
+	if c.cfg.LinkExists == nil {
+		return false, nil
+	}
+	return c.cfg.LinkExists(vethOf(r))
 }
 
 // recoveredAndGone reports whether r was rebuilt from a host route and its

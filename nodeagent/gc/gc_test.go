@@ -72,6 +72,58 @@ func TestPodGCWaitsForTheGracePeriod(t *testing.T) {
 	}
 }
 
+// A force-deleted pod leaves the API at once while its sandbox may still be
+// tearing down: its IP must stay held while the host veth (and the /32 route
+// to it) exist, or the next ADD could take the IP while the old pod's route
+// still points at the old veth.
+func TestPodGCKeepsTheRecordWhileTheVethExists(t *testing.T) {
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	a := setup(t, clk, "force-deleted", "fully-gone")
+	veths := map[string]bool{vethname.VethName("c-force-deleted", "eth0"): true}
+	c := New(a, Config{
+		Grace:      time.Minute,
+		Now:        clk.Now,
+		Pods:       func(context.Context) (map[string]bool, error) { return map[string]bool{}, nil },
+		LinkExists: func(name string) (bool, error) { return veths[name], nil },
+	})
+	run := func() {
+		t.Helper()
+		if err := c.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	clk.Advance(2 * time.Minute)
+	run()
+	if h := held(a); !h["c-force-deleted"] || h["c-fully-gone"] {
+		t.Fatalf("after the grace period held %v, want only c-force-deleted (its veth still exists)", h)
+	}
+	delete(veths, vethname.VethName("c-force-deleted", "eth0"))
+	run()
+	if h := held(a); h["c-force-deleted"] {
+		t.Errorf("still held after its veth disappeared: %v", h)
+	}
+}
+
+func TestPodGCKeepsTheRecordWhenTheVethCheckFails(t *testing.T) {
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	a := setup(t, clk, "x")
+	c := New(a, Config{
+		Grace:      time.Minute,
+		Now:        clk.Now,
+		Pods:       func(context.Context) (map[string]bool, error) { return map[string]bool{}, nil },
+		LinkExists: func(string) (bool, error) { return false, fmt.Errorf("netlink is broken") },
+	})
+	_ = c.RunOnce(context.Background())
+	clk.Advance(2 * time.Minute)
+	if err := c.RunOnce(context.Background()); err == nil {
+		t.Errorf("no error although the veth check failed")
+	}
+	if !held(a)["c-x"] {
+		t.Errorf("released an allocation whose veth could not be checked")
+	}
+}
+
 func TestPodGCForgetsAPodThatCameBack(t *testing.T) {
 	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	a := setup(t, clk, "flaky")
