@@ -12,14 +12,12 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/go-logr/logr"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 )
@@ -72,35 +70,14 @@ func Scheme() *k8sruntime.Scheme {
 // Start starts etcd and kube-apiserver and installs the CRDs under config/crd/bases.
 // Extra API server flags may be given as key=value pairs in apiServerArgs.
 func Start(apiServerArgs ...string) (*Env, error) {
-	dir, err := AssetsDir()
-	if err != nil {
-		return nil, err
-	}
-	// envtest logs through controller-runtime's global logger; without one
-	// it prints a warning with a stack trace.
-	ctrllog.SetLogger(logr.Discard())
-	s := Scheme()
-	e := &envtest.Environment{
-		BinaryAssetsDirectory: dir,
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                s,
-	}
-	args := e.ControlPlane.GetAPIServer().Configure()
-	for _, kv := range apiServerArgs {
-		k, v, _ := strings.Cut(kv, "=")
-		args.Append(k, v)
-	}
-	cfg, err := e.Start()
-	if err != nil {
-		return nil, fmt.Errorf("start envtest control plane from %s: %w", dir, err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: s})
-	if err != nil {
-		_ = e.Stop()
-		return nil, fmt.Errorf("build client: %w", err)
-	}
-	return &Env{Config: cfg, Client: c, Scheme: s, AssetsDir: dir, env: e}, nil
+	return StartWith(func(e *envtest.Environment) error {
+		args := e.ControlPlane.GetAPIServer().Configure()
+		for _, kv := range apiServerArgs {
+			k, v, _ := strings.Cut(kv, "=")
+			args.Append(k, v)
+		}
+		return nil
+	})
 }
 
 // Stop stops the control plane.

@@ -35,6 +35,13 @@ type Config struct {
 	OperatorArgs []string
 	// Logf reports progress; nil discards it.
 	Logf func(format string, args ...any)
+	// ControlPlane, when set, starts the control plane instead of
+	// testenv.Start (test/cluster needs its own API server flags).
+	ControlPlane func() (*testenv.Env, error)
+	// ExternalNodes leaves the Node objects, the operator and the agents to
+	// another layer (test/cluster runs kubelets, which register their Nodes,
+	// and installs nicpool with Helm): the testbed builds only the VNet.
+	ExternalNodes bool
 }
 
 // Subscription and resource group of the simulated VMs.
@@ -101,6 +108,9 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 		{"VMs and agents", tb.startVMs},
 	}
 	for _, s := range steps {
+		if cfg.ExternalNodes && s.name == "operator" {
+			continue
+		}
 		cfg.Logf("Starting %s.", s.name)
 		if err := s.fn(ctx); err != nil {
 			return tb, fmt.Errorf("start %s: %w", s.name, err)
@@ -110,7 +120,11 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 }
 
 func (tb *Testbed) startControlPlane(context.Context) error {
-	env, err := testenv.Start()
+	start := tb.cfg.ControlPlane
+	if start == nil {
+		start = func() (*testenv.Env, error) { return testenv.Start() }
+	}
+	env, err := start()
 	if err != nil {
 		return err
 	}

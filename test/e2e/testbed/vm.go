@@ -21,6 +21,9 @@ type VM struct {
 	NS        *Namespace
 	Agent     *Process
 
+	// apiForward bridges the API server into NS.
+	apiForward *forwarder
+
 	Dir        string // state, sockets, CNI directories
 	SocketPath string
 	CNIBinDir  string
@@ -42,24 +45,38 @@ func (tb *Testbed) buildNetwork(ctx context.Context) error {
 		{Name: "onprem", CIDR: OnPremCIDR, HostIP: "192.168.50.10", Gateway: "192.168.50.1"},
 		{Name: "internet", CIDR: InternetCIDR, HostIP: "203.0.113.10", Gateway: "203.0.113.1"},
 	}
-	for i := range sites {
-		s := sites[i]
-		if s.NS, err = tb.newNamespace(s.Name); err != nil {
+	for _, s := range sites {
+		if _, err := tb.AddSite(s); err != nil {
 			return err
 		}
-		link := "f-" + s.Name
-		if s.Name == "internet" {
-			link = internetLinkNm
-		}
-		_, prefix, _ := net.ParseCIDR(s.CIDR)
-		ones, _ := prefix.Mask.Size()
-		if _, err := tb.fabric.connect(s.NS, link, fmt.Sprintf("%s/%d", s.HostIP, ones), s.Gateway,
-			fmt.Sprintf("%s/%d", s.Gateway, ones)); err != nil {
-			return fmt.Errorf("connect %s: %w", s.Name, err)
-		}
-		tb.Sites[s.Name] = &s
 	}
 	return nil
+}
+
+// AddSite creates a site's namespace, connects it to the fabric and adds it
+// to Sites (test/cluster adds the control plane's network this way).
+func (tb *Testbed) AddSite(s Site) (*Site, error) {
+	var err error
+	if s.NS, err = tb.newNamespace(s.Name); err != nil {
+		return nil, err
+	}
+	link := "f-" + s.Name
+	if s.Name == "internet" {
+		link = internetLinkNm
+	}
+	_, prefix, err := net.ParseCIDR(s.CIDR)
+	if err != nil {
+		return nil, fmt.Errorf("site %s: %w", s.Name, err)
+	}
+	ones, _ := prefix.Mask.Size()
+	if _, err := tb.fabric.connect(s.NS, link, fmt.Sprintf("%s/%d", s.HostIP, ones), s.Gateway,
+		fmt.Sprintf("%s/%d", s.Gateway, ones)); err != nil {
+		return nil, fmt.Errorf("connect %s: %w", s.Name, err)
+	}
+	tb.mu.Lock()
+	tb.Sites[s.Name] = &s
+	tb.mu.Unlock()
+	return &s, nil
 }
 
 func (tb *Testbed) startVMs(ctx context.Context) error {
@@ -80,6 +97,9 @@ func (tb *Testbed) startVMs(ctx context.Context) error {
 		return err
 	}
 	go tb.fabric.follow(ctx, tb.Sim, tb.fabricErrs)
+	if tb.cfg.ExternalNodes {
+		return nil
+	}
 	for _, vm := range tb.VMs {
 		if err := tb.createNode(ctx, vm); err != nil {
 			return err
@@ -116,10 +136,11 @@ func (tb *Testbed) newVM(ctx context.Context, i int, apiServer string) (*VM, err
 	if vm.MAC, err = tb.fabric.connect(vm.NS, vm.fabricLink, vm.PrimaryIP+"/16", VNetGateway, ""); err != nil {
 		return nil, err
 	}
-	fwd, err := forwardInto(ctx, vm.NS, apiServer)
+	fwd, err := forwardInto(ctx, vm.NS, apiServer, tb.cfg.Logf)
 	if err != nil {
 		return nil, err
 	}
+	vm.apiForward = fwd
 	tb.addCloser(fwd.Close)
 	vm.Agent = &Process{
 		Name: vm.Name + "-agent", bin: filepath.Join(tb.cfg.BinDir, "nicpool-agent"), netns: vm.NS,
@@ -147,3 +168,9 @@ func (vm *VM) Do(fn func() error) error {
 	}
 	return nil
 }
+
+// BlackholeAPIConnections makes every API server connection made so far from
+// the VM (its agent's) silently deliver nothing more, in both directions,
+// while their sockets stay open; new connections work. It returns how many
+// connections it silenced.
+func (vm *VM) BlackholeAPIConnections() int { return vm.apiForward.Blackhole() }
