@@ -111,7 +111,10 @@ func (cfg Config) validate(randomFully bool) (rules, error) {
 	if randomFully {
 		snat = append(snat, "--random-fully")
 	}
-	var out []string
+	// Loopback traffic never leaves the node: SNATing it would hand local
+	// services the primary IP as peer and, where conntrack starts with our
+	// nat table, break loopback connections already open (see doc.go).
+	out := []string{"!", "-o", "lo"}
 	if cfg.Interface != "" {
 		out = []string{"-o", cfg.Interface}
 	}

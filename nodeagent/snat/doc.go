@@ -16,6 +16,13 @@
 // jump to our chain is appended, as ip-masq-agent does. When Config.PodCIDRs
 // is set, only traffic sourced from those ranges is SNATed.
 //
+// Loopback traffic is never SNATed (`! -o lo`): it cannot leave the node, and
+// matching it would rewrite local connections to the primary IP. Worse, on a
+// node where nothing used conntrack before, the first Sync turns it on:
+// conntrack then picks up loopback connections already open mid-stream as
+// new ones, so their next packet would be SNATed and the connection broken
+// (one end reset, the other silent until it next sends).
+//
 // # SNAT rather than MASQUERADE
 //
 // The design says pod traffic leaves as the node's primary IP. MASQUERADE

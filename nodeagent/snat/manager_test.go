@@ -57,7 +57,7 @@ func TestSyncRules(t *testing.T) {
 					"-N NICPOOL-SNAT",
 					`-A NICPOOL-SNAT -d 10.0.0.0/16 -m comment --comment "nicpool: no SNAT to non-masquerade CIDR" -j RETURN`,
 					`-A NICPOOL-SNAT -d 192.168.0.0/16 -m comment --comment "nicpool: no SNAT to non-masquerade CIDR" -j RETURN`,
-					`-A NICPOOL-SNAT ! -s 10.0.0.4/32 -m comment --comment "nicpool: SNAT to the node primary IP" -j SNAT --to-source 10.0.0.4` + sfx,
+					`-A NICPOOL-SNAT ! -s 10.0.0.4/32 ! -o lo -m comment --comment "nicpool: SNAT to the node primary IP" -j SNAT --to-source 10.0.0.4` + sfx,
 				}
 			},
 		},
