@@ -74,9 +74,9 @@ func add(args *skel.CmdArgs, conf *NetConf, log *slog.Logger) error {
 	}
 
 	agent := newAgent(conf)
-	key := attachmentKey(args)
+	key := attachmentKey(conf, args)
 	alloc, err := allocate(agent, conf, agentapi.Attachment{
-		AttachmentKey: key, PodNamespace: pod.Namespace, PodName: pod.Name, NetNS: args.Netns,
+		AttachmentKey: key, PodNamespace: pod.Namespace, PodName: pod.Name, PodUID: pod.UID, NetNS: args.Netns,
 	})
 	if err != nil {
 		return err

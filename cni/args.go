@@ -14,12 +14,13 @@ import (
 type podArgs struct {
 	Namespace string
 	Name      string
+	UID       string
 }
 
-// parsePodArgs reads K8S_POD_NAMESPACE and K8S_POD_NAME from CNI_ARGS
-// ("K1=V1;K2=V2"). Other keys are ignored whether or not IgnoreUnknown is
-// set: runtimes add keys of their own (K8S_POD_UID, K8S_POD_INFRA_CONTAINER_ID)
-// and refusing them would break pods for no gain.
+// parsePodArgs reads K8S_POD_NAMESPACE, K8S_POD_NAME and K8S_POD_UID from
+// CNI_ARGS ("K1=V1;K2=V2"). Other keys are ignored whether or not
+// IgnoreUnknown is set: runtimes add keys of their own
+// (K8S_POD_INFRA_CONTAINER_ID) and refusing them would break pods for no gain.
 func parsePodArgs(cniArgs string) (podArgs, error) {
 	var pa podArgs
 	if cniArgs == "" {
@@ -39,12 +40,16 @@ func parsePodArgs(cniArgs string) (podArgs, error) {
 			pa.Namespace = v
 		case "K8S_POD_NAME":
 			pa.Name = v
+		case "K8S_POD_UID":
+			pa.UID = v
 		}
 	}
 	return pa, nil
 }
 
-// attachmentKey is the agent's key for this invocation.
-func attachmentKey(args *skel.CmdArgs) agentapi.AttachmentKey {
-	return agentapi.AttachmentKey{ContainerID: args.ContainerID, IfName: args.IfName}
+// attachmentKey is the agent's key for this invocation: the network name
+// keeps another network's CNI GC (Multus runs one per network) from
+// matching nicpool's attachments.
+func attachmentKey(conf *NetConf, args *skel.CmdArgs) agentapi.AttachmentKey {
+	return agentapi.AttachmentKey{Network: conf.Name, ContainerID: args.ContainerID, IfName: args.IfName}
 }

@@ -46,7 +46,7 @@ func check(args *skel.CmdArgs, conf *NetConf) error {
 	if err != nil {
 		return types.NewError(types.ErrDecodingFailure, fmt.Sprintf("check: convert prevResult: %v", err), "")
 	}
-	key := attachmentKey(args)
+	key := attachmentKey(conf, args)
 	hostName := hostVethName(key)
 	want, err := expectedFrom(prev, hostName, args)
 	if err != nil {

@@ -89,7 +89,7 @@ func TestParsePodArgs(t *testing.T) {
 		wantErr bool
 	}{
 		{"", podArgs{}, false},
-		{"IgnoreUnknown=1;K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=dns-1;K8S_POD_UID=u", podArgs{"kube-system", "dns-1"}, false},
+		{"IgnoreUnknown=1;K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=dns-1;K8S_POD_UID=u", podArgs{"kube-system", "dns-1", "u"}, false},
 		{"K8S_POD_NAME=a=b", podArgs{Name: "a=b"}, false},
 		{"K8S_POD_NAME=x;;", podArgs{Name: "x"}, false},
 		{"K8S_POD_NAME", podArgs{}, true},

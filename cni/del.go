@@ -37,7 +37,7 @@ func CmdDel(args *skel.CmdArgs) error {
 //
 // An unreachable agent is an error: the IP would leak if DEL claimed success.
 func del(args *skel.CmdArgs, conf *NetConf, log *slog.Logger) error {
-	key := attachmentKey(args)
+	key := attachmentKey(conf, args)
 	hostName := hostVethName(key)
 	if err := deleteHostVeth(hostName); err != nil {
 		return types.NewError(types.ErrInternal, err.Error(), "")

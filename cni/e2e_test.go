@@ -61,9 +61,9 @@ func TestAddCheckDelEveryVersion(t *testing.T) {
 				t.Errorf("node state %+v, want veth with proxy_arp 1 and route via %s", st, wantHost)
 			}
 			assertPodMTU(t, pod, uplinkMTU)
-			rec, ok := tb.agent.Record(agentapi.AttachmentKey{ContainerID: rt.ContainerID, IfName: podIfName})
-			if !ok || rec.PodNamespace != "default" || rec.PodName != "pod-"+rt.ContainerID || rec.NetNS != pod.Path() {
-				t.Errorf("agent record %+v, want pod default/pod-%s in %s", rec, rt.ContainerID, pod.Path())
+			rec, ok := tb.agent.Record(agentapi.AttachmentKey{Network: netName, ContainerID: rt.ContainerID, IfName: podIfName})
+			if !ok || rec.PodNamespace != "default" || rec.PodName != "pod-"+rt.ContainerID || rec.PodUID != "uid-"+rt.ContainerID || rec.NetNS != pod.Path() {
+				t.Errorf("agent record %+v, want network %s, pod default/pod-%s (UID uid-%[3]s) in %s", rec, netName, rt.ContainerID, pod.Path())
 			}
 			if gte, _ := version.GreaterThanOrEqualTo(v, "0.4.0"); gte {
 				if err := tb.check(list, rt); err != nil {
@@ -214,8 +214,10 @@ func TestDelIsIdempotent(t *testing.T) {
 }
 
 // gcAll releases every allocation behind the plugin's back.
+// gcAll releases every allocation of the test network (an empty valid list;
+// a missing one is refused).
 func gcAll(tb *testbed) error {
-	_, err := agentapi.NewClient(tb.socket).GC(context.Background(), agentapi.GCRequest{})
+	_, err := agentapi.NewClient(tb.socket).GC(context.Background(), agentapi.GCRequest{Network: netName, ValidAttachments: []agentapi.AttachmentKey{}})
 	return err
 }
 

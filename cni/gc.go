@@ -39,9 +39,11 @@ func gc(conf *NetConf, log *slog.Logger) error {
 	if !conf.hasValidAttachments {
 		return types.NewError(types.ErrInvalidNetworkConfig, "gc: cni.dev/valid-attachments is missing", "")
 	}
-	req := agentapi.GCRequest{ValidAttachments: make([]agentapi.AttachmentKey, 0, len(conf.ValidAttachments))}
+	// The runtime sends one GC per network; the agent releases only this
+	// network's attachments that are not listed.
+	req := agentapi.GCRequest{Network: conf.Name, ValidAttachments: make([]agentapi.AttachmentKey, 0, len(conf.ValidAttachments))}
 	for _, a := range conf.ValidAttachments {
-		req.ValidAttachments = append(req.ValidAttachments, agentapi.AttachmentKey{ContainerID: a.ContainerID, IfName: a.IfName})
+		req.ValidAttachments = append(req.ValidAttachments, agentapi.AttachmentKey{Network: conf.Name, ContainerID: a.ContainerID, IfName: a.IfName})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), conf.Timeout())
 	defer cancel()

@@ -191,6 +191,7 @@ func runtimeConf(containerID string, netns ns.NetNS) *libcni.RuntimeConf {
 			{"IgnoreUnknown", "1"},
 			{"K8S_POD_NAMESPACE", "default"},
 			{"K8S_POD_NAME", "pod-" + containerID},
+			{"K8S_POD_UID", "uid-" + containerID},
 		},
 	}
 }

@@ -135,7 +135,7 @@ func TestAddFailuresLeaveNothing(t *testing.T) {
 			tb := newTestbed(t, testPoolA)
 			pod := newNS(t)
 			rt := runtimeConf("ctr-conflict", pod)
-			tt.prepare(t, tb, pod, agentapi.AttachmentKey{ContainerID: rt.ContainerID, IfName: podIfName})
+			tt.prepare(t, tb, pod, agentapi.AttachmentKey{Network: netName, ContainerID: rt.ContainerID, IfName: podIfName})
 			_, err := tb.add(tb.confList("1.1.0"), rt)
 			assertCode(t, err, tt.wantCode)
 			if held := tb.agent.Held(); len(held) != 0 {

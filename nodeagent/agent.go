@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -93,7 +94,7 @@ func Run(ctx context.Context, o Options, d Deps) (err error) {
 	defer host.Close()
 	collector := gc.New(alloc, gc.Config{
 		Grace: o.GCGrace, Metrics: m, Log: log.WithName("gc"), LinkExists: gc.HostLinks(host),
-		Pods: func(ctx context.Context) (map[string]bool, error) { return poolsync.PodsOnNode(ctx, c) },
+		Pods: func(ctx context.Context) ([]gc.Pod, error) { return podsOnNode(ctx, c) },
 	})
 	if err := collector.ReconcileAtStart(ctx); err != nil {
 		log.Error(err, "Failed to reconcile allocations with the host; continuing with the stored record")
@@ -143,4 +144,18 @@ func openStore(o Options, log logr.Logger) (*store.DiskStore, error) {
 	}
 	log.Info("Rebuilt the allocation record from host routes", "allocations", n)
 	return st, nil
+}
+
+// podsOnNode lists the pods the cache holds (those bound to this node) with
+// their UIDs, for pod GC.
+func podsOnNode(ctx context.Context, r client.Reader) ([]gc.Pod, error) {
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods); err != nil {
+		return nil, fmt.Errorf("list pods on the node: %w", err)
+	}
+	out := make([]gc.Pod, 0, len(pods.Items))
+	for _, p := range pods.Items {
+		out = append(out, gc.Pod{Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)})
+	}
+	return out, nil
 }

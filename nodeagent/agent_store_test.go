@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
+	"github.com/nicpool/nicpool/nodeagent/install"
 	"github.com/nicpool/nicpool/nodeagent/store"
 )
 
@@ -70,5 +71,14 @@ func TestOpenStoreResetsOnlyACorruptRecord(t *testing.T) {
 				t.Errorf("files moved aside: %v", aside)
 			}
 		})
+	}
+}
+
+// Records without a network name (older plugins, state files of older
+// agents) are migrated to agentapi.DefaultNetwork: it must be the network
+// the agent installs its conflist under, or they would never match a DEL.
+func TestDefaultNetworkIsTheInstalledOne(t *testing.T) {
+	if agentapi.DefaultNetwork != install.DefaultNetworkName {
+		t.Errorf("agentapi.DefaultNetwork %q differs from the installed conflist's name %q", agentapi.DefaultNetwork, install.DefaultNetworkName)
 	}
 }

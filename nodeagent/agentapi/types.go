@@ -3,6 +3,8 @@
 // Both sides import it, so a field is added here once and never renamed.
 package agentapi
 
+import "fmt"
+
 // Version is the API version; it is the first element of every path.
 const Version = "v1"
 
@@ -18,13 +20,32 @@ const (
 	PathGC       = "/" + Version + "/gc"
 )
 
+// DefaultNetwork is the CNI network name the agent installs its conflist
+// under. A request without a network name (from a plugin older than network
+// names) is for this network, and allocation records written before network
+// names are migrated to it.
+const DefaultNetwork = "nicpool"
+
 // AttachmentKey identifies one network attachment of a container, the unit
-// an IP is held by (CNI's container ID and interface name).
+// an IP is held by: CNI's network name, container ID and interface name.
+// The network name keeps a CNI GC of another network (Multus runs one per
+// network) from releasing nicpool's attachments.
 type AttachmentKey struct {
+	// Network is the CNI network name (the conflist's "name");
+	// DefaultNetwork when empty.
+	Network string `json:"network,omitempty"`
 	// ContainerID is CNI_CONTAINERID.
 	ContainerID string `json:"containerID"`
 	// IfName is CNI_IFNAME, the interface inside the container.
 	IfName string `json:"ifName"`
+}
+
+// Normalized returns k with an empty Network set to DefaultNetwork.
+func (k AttachmentKey) Normalized() AttachmentKey {
+	if k.Network == "" {
+		k.Network = DefaultNetwork
+	}
+	return k
 }
 
 // Attachment is an AttachmentKey with what the agent records about its owner.
@@ -34,6 +55,10 @@ type Attachment struct {
 	PodNamespace string `json:"podNamespace,omitempty"`
 	// PodName is K8S_POD_NAME from CNI_ARGS; empty outside Kubernetes.
 	PodName string `json:"podName,omitempty"`
+	// PodUID is K8S_POD_UID from CNI_ARGS: a pod recreated with the same
+	// name (a StatefulSet's) has a new UID, so GC tells the two apart.
+	// Empty when the runtime does not pass it.
+	PodUID string `json:"podUID,omitempty"`
 	// NetNS is CNI_NETNS, the path of the container's network namespace.
 	NetNS string `json:"netns,omitempty"`
 }
@@ -93,10 +118,44 @@ type StatusResponse struct {
 	Free int `json:"free"`
 }
 
-// GCRequest lists every attachment the runtime still knows; the agent
-// releases the IPs of all others (CNI GC's cni.dev/valid-attachments).
+// GCRequest lists every attachment of one network the runtime still knows;
+// the agent releases the IPs of all other attachments of that network (CNI
+// GC's cni.dev/valid-attachments). Attachments of other networks are never
+// touched.
 type GCRequest struct {
+	// Network is the CNI network being collected; DefaultNetwork when empty.
+	Network string `json:"network,omitempty"`
+	// ValidAttachments is required: a missing or null list is refused, an
+	// empty list means no attachment of Network is valid.
 	ValidAttachments []AttachmentKey `json:"validAttachments"`
+}
+
+// Collects returns the network r collects and a function telling whether
+// an attachment survives the GC: those of other networks always do, those
+// of r's network when listed. A missing or null ValidAttachments is refused
+// (read as "nothing is valid" it would release every pod's IP), as is a
+// listed attachment of another network. Errors are *Error with
+// CodeInvalidFields.
+func (r GCRequest) Collects() (network string, keep func(AttachmentKey) bool, err error) {
+	if r.ValidAttachments == nil {
+		return "", nil, &Error{Code: CodeInvalidFields, Message: "invalid request: validAttachments is required (an empty list means no attachment is valid)"}
+	}
+	network = AttachmentKey{Network: r.Network}.Normalized().Network
+	valid := make(map[AttachmentKey]bool, len(r.ValidAttachments))
+	for _, k := range r.ValidAttachments {
+		if k.Network == "" {
+			k.Network = network
+		}
+		if k.Network != network {
+			return "", nil, &Error{Code: CodeInvalidFields, Message: fmt.Sprintf("invalid request: validAttachments lists an attachment of network %.64q in a GC of network %.64q", k.Network, network)}
+		}
+		valid[k] = true
+	}
+	keep = func(k AttachmentKey) bool {
+		k = k.Normalized()
+		return k.Network != network || valid[k]
+	}
+	return network, keep, nil
 }
 
 // GCResponse lists the attachments whose IPs were released.

@@ -29,8 +29,40 @@ type Releaser interface {
 	ReleaseUnless(keep func(store.Record) bool, minAge time.Duration) ([]agentapi.AttachmentKey, error)
 }
 
-// PodLister returns the pods on this node as "namespace/name" keys.
-type PodLister func(ctx context.Context) (map[string]bool, error)
+// Pod identifies a pod on this node.
+type Pod struct {
+	Namespace, Name, UID string
+}
+
+// PodLister returns the pods on this node.
+type PodLister func(ctx context.Context) ([]Pod, error)
+
+// podSet answers whether a record's pod still exists.
+type podSet struct {
+	names map[string]bool
+	uids  map[string]bool
+}
+
+func newPodSet(pods []Pod) podSet {
+	s := podSet{names: make(map[string]bool, len(pods)), uids: make(map[string]bool, len(pods))}
+	for _, p := range pods {
+		s.names[p.Namespace+"/"+p.Name] = true
+		if p.UID != "" {
+			s.uids[p.UID] = true
+		}
+	}
+	return s
+}
+
+// has reports whether r's pod exists: by UID when the record has one (a
+// StatefulSet pod recreated under the same name is another pod), by name
+// for records of runtimes that do not pass K8S_POD_UID.
+func (s podSet) has(r store.Record) bool {
+	if r.PodUID != "" {
+		return s.uids[r.PodUID]
+	}
+	return s.names[r.PodNamespace+"/"+r.PodName]
+}
 
 // LinkExists reports whether a host interface with this name exists.
 type LinkExists func(name string) (bool, error)
@@ -86,16 +118,17 @@ func vethOf(r store.Record) string {
 // is gone. Allocations without pod information are left to CNI GC and the
 // veth check.
 func (c *Collector) RunOnce(ctx context.Context) error {
-	pods, err := c.cfg.Pods(ctx)
+	list, err := c.cfg.Pods(ctx)
 	if err != nil {
 		return fmt.Errorf("garbage-collect allocations: %w", err)
 	}
+	pods := newPodSet(list)
 	now := c.cfg.Now()
 	seen := map[agentapi.AttachmentKey]bool{}
 	var checkErrs []error
 	keep := func(r store.Record) bool {
 		seen[r.AttachmentKey] = true
-		if r.PodName == "" || pods[r.PodNamespace+"/"+r.PodName] {
+		if r.PodName == "" || pods.has(r) {
 			delete(c.missingSince, r.AttachmentKey)
 			return !c.recoveredAndGone(r)
 		}
@@ -166,13 +199,14 @@ func (c *Collector) ReconcileAtStart(ctx context.Context) error {
 	if c.cfg.LinkExists == nil {
 		return nil
 	}
-	pods, err := c.cfg.Pods(ctx)
+	list, err := c.cfg.Pods(ctx)
 	if err != nil {
 		return fmt.Errorf("reconcile allocations at start: %w", err)
 	}
+	pods := newPodSet(list)
 	var checkErrs []error
 	keep := func(r store.Record) bool {
-		if r.PodName != "" && pods[r.PodNamespace+"/"+r.PodName] {
+		if r.PodName != "" && pods.has(r) {
 			return true
 		}
 		exists, err := c.cfg.LinkExists(vethOf(r))

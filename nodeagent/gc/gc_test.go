@@ -19,7 +19,7 @@ func setup(t *testing.T, clk *fakeclock.Clock, pods ...string) *ipam.Allocator {
 	a := ipam.New(store.NewMemStore(), ipam.Config{Policy: pool.Config{BatchSize: 1, MaxIPs: 250}, Now: clk.Now})
 	a.UpdatePool(ipam.PoolState{Found: true, IPs: []string{"10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"}})
 	for _, p := range pods {
-		att := agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{ContainerID: "c-" + p, IfName: "eth0"}, PodNamespace: "ns", PodName: p}
+		att := agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{ContainerID: "c-" + p, IfName: "eth0"}, PodNamespace: "ns", PodName: p, PodUID: "uid-" + p}
 		if p == "" {
 			att = agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{ContainerID: "c-anon", IfName: "eth0"}}
 		}
@@ -28,6 +28,20 @@ func setup(t *testing.T, clk *fakeclock.Clock, pods ...string) *ipam.Allocator {
 		}
 	}
 	return a
+}
+
+// listed returns a PodLister serving the pods in set (keys are pod names in
+// namespace "ns", with the UIDs setup gives them).
+func listed(set map[string]bool) PodLister {
+	return func(context.Context) ([]Pod, error) {
+		var pods []Pod
+		for name, ok := range set {
+			if ok {
+				pods = append(pods, Pod{Namespace: "ns", Name: name, UID: "uid-" + name})
+			}
+		}
+		return pods, nil
+	}
 }
 
 func held(a *ipam.Allocator) map[string]bool {
@@ -41,8 +55,8 @@ func held(a *ipam.Allocator) map[string]bool {
 func TestPodGCWaitsForTheGracePeriod(t *testing.T) {
 	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	a := setup(t, clk, "alive", "gone", "")
-	podsNow := map[string]bool{"ns/alive": true}
-	c := New(a, Config{Grace: time.Minute, Now: clk.Now, Pods: func(context.Context) (map[string]bool, error) { return podsNow, nil }})
+	podsNow := map[string]bool{"alive": true}
+	c := New(a, Config{Grace: time.Minute, Now: clk.Now, Pods: listed(podsNow)})
 
 	steps := []struct {
 		name    string
@@ -83,7 +97,7 @@ func TestPodGCKeepsTheRecordWhileTheVethExists(t *testing.T) {
 	c := New(a, Config{
 		Grace:      time.Minute,
 		Now:        clk.Now,
-		Pods:       func(context.Context) (map[string]bool, error) { return map[string]bool{}, nil },
+		Pods:       listed(nil),
 		LinkExists: func(name string) (bool, error) { return veths[name], nil },
 	})
 	run := func() {
@@ -111,7 +125,7 @@ func TestPodGCKeepsTheRecordWhenTheVethCheckFails(t *testing.T) {
 	c := New(a, Config{
 		Grace:      time.Minute,
 		Now:        clk.Now,
-		Pods:       func(context.Context) (map[string]bool, error) { return map[string]bool{}, nil },
+		Pods:       listed(nil),
 		LinkExists: func(string) (bool, error) { return false, fmt.Errorf("netlink is broken") },
 	})
 	_ = c.RunOnce(context.Background())
@@ -124,17 +138,43 @@ func TestPodGCKeepsTheRecordWhenTheVethCheckFails(t *testing.T) {
 	}
 }
 
+// A StatefulSet pod recreated under the same name is a new pod (new UID):
+// the old one's allocation, whose DEL was lost, must not live on through
+// the name.
+func TestPodGCKeysPodsByUID(t *testing.T) {
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	a := setup(t, clk, "web-0")
+	legacy := agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{ContainerID: "c-legacy", IfName: "eth0"}, PodNamespace: "ns", PodName: "db-0"}
+	if _, err := a.Allocate(context.Background(), legacy); err != nil {
+		t.Fatal(err)
+	}
+	pods := []Pod{{Namespace: "ns", Name: "web-0", UID: "uid-web-0-recreated"}, {Namespace: "ns", Name: "db-0", UID: "uid-db-0"}}
+	c := New(a, Config{Grace: time.Minute, Now: clk.Now, Pods: func(context.Context) ([]Pod, error) { return pods, nil }})
+	_ = c.RunOnce(context.Background())
+	clk.Advance(2 * time.Minute)
+	if err := c.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := held(a)
+	if h["c-web-0"] {
+		t.Errorf("the allocation of the replaced web-0 is still held: the recreated pod's name kept it")
+	}
+	if !h["c-legacy"] {
+		t.Errorf("a record without a pod UID (runtime without K8S_POD_UID) was released although its pod exists by name")
+	}
+}
+
 func TestPodGCForgetsAPodThatCameBack(t *testing.T) {
 	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	a := setup(t, clk, "flaky")
 	podsNow := map[string]bool{}
-	c := New(a, Config{Grace: time.Minute, Now: clk.Now, Pods: func(context.Context) (map[string]bool, error) { return podsNow, nil }})
+	c := New(a, Config{Grace: time.Minute, Now: clk.Now, Pods: listed(podsNow)})
 	clk.Advance(2 * time.Minute)
 	_ = c.RunOnce(context.Background()) // missing: starts the clock
-	podsNow["ns/flaky"] = true
+	podsNow["flaky"] = true
 	clk.Advance(50 * time.Second)
 	_ = c.RunOnce(context.Background()) // back: clock reset
-	delete(podsNow, "ns/flaky")
+	delete(podsNow, "flaky")
 	clk.Advance(50 * time.Second)
 	_ = c.RunOnce(context.Background()) // missing again: new clock
 	if !held(a)["c-flaky"] {
@@ -149,10 +189,10 @@ func TestReconcileAtStart(t *testing.T) {
 		vethname.VethName("c-pod-and-veth", "eth0"): true,
 		vethname.VethName("c-veth-only", "eth0"):    true,
 	}
-	pods := map[string]bool{"ns/pod-and-veth": true, "ns/pod-only": true}
+	pods := map[string]bool{"pod-and-veth": true, "pod-only": true}
 	c := New(a, Config{
 		Now:        clk.Now,
-		Pods:       func(context.Context) (map[string]bool, error) { return pods, nil },
+		Pods:       listed(pods),
 		LinkExists: func(name string) (bool, error) { return veths[name], nil },
 	})
 	if err := c.ReconcileAtStart(context.Background()); err != nil {
@@ -170,7 +210,7 @@ func TestReconcileKeepsAllocationsWhenTheVethCheckFails(t *testing.T) {
 	clk := fakeclock.New(time.Now())
 	a := setup(t, clk, "x")
 	c := New(a, Config{
-		Pods:       func(context.Context) (map[string]bool, error) { return map[string]bool{}, nil },
+		Pods:       listed(nil),
 		LinkExists: func(string) (bool, error) { return false, fmt.Errorf("netlink is broken") },
 	})
 	if err := c.ReconcileAtStart(context.Background()); err == nil {

@@ -60,7 +60,7 @@ func RecoverFromHost(h *netlink.Handle, st store.Store, now time.Time) (int, err
 				continue
 			}
 			rec := store.Record{
-				Attachment:  agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{ContainerID: RecoveredPrefix + name, IfName: "eth0"}},
+				Attachment:  agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{Network: agentapi.DefaultNetwork, ContainerID: RecoveredPrefix + name, IfName: "eth0"}},
 				IP:          r.Dst.IP.String(),
 				AllocatedAt: now,
 			}

@@ -92,7 +92,7 @@ func TestRecoverFromHostRoutes(t *testing.T) {
 	// the periodic GC releases it.
 	clk := fakeclock.New(time.Now().Add(time.Hour))
 	rel := &recordingReleaser{st: st}
-	c := New(rel, Config{Now: clk.Now, Grace: time.Second, LinkExists: HostLinks(h), Pods: func(context.Context) (map[string]bool, error) { return nil, nil }})
+	c := New(rel, Config{Now: clk.Now, Grace: time.Second, LinkExists: HostLinks(h), Pods: func(context.Context) ([]Pod, error) { return nil, nil }})
 	if err := c.RunOnce(context.Background()); err != nil || len(st.List()) != 1 {
 		t.Fatalf("RunOnce with the veth present: %v, records %v", err, st.List())
 	}

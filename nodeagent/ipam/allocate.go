@@ -15,6 +15,7 @@ import (
 // burst) up to AllocTimeout or ctx; then it returns an *agentapi.Error with
 // CodeTryAgainLater. Every error is an *agentapi.Error.
 func (a *Allocator) Allocate(ctx context.Context, att agentapi.Attachment) (*agentapi.AllocateResponse, error) {
+	att.AttachmentKey = att.Normalized()
 	if err := ValidateAttachment(att); err != nil {
 		return nil, err
 	}
@@ -94,8 +95,11 @@ func (a *Allocator) responseLocked(ip string) *agentapi.AllocateResponse {
 }
 
 // Release gives back key's IP and returns it ("" when key held nothing).
+// A key without a network name is for agentapi.DefaultNetwork, as in
+// Allocate and Check.
 // The IP becomes free at once but is reused last (see pickLocked).
 func (a *Allocator) Release(key agentapi.AttachmentKey) (string, error) {
+	key = key.Normalized()
 	if err := ValidateKey(key); err != nil {
 		return "", err
 	}
@@ -122,7 +126,7 @@ func (a *Allocator) releaseLocked(key agentapi.AttachmentKey) (string, error) {
 
 // Check returns key's record; ok is false when it holds nothing.
 func (a *Allocator) Check(key agentapi.AttachmentKey) (store.Record, bool) {
-	return a.store.Get(key)
+	return a.store.Get(key.Normalized())
 }
 
 // Records returns every allocation, sorted by IP.

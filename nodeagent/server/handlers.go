@@ -67,11 +67,15 @@ func (s *Server) gc(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	valid := make(map[agentapi.AttachmentKey]bool, len(req.ValidAttachments))
-	for _, k := range req.ValidAttachments {
-		valid[k] = true
+	network, keep, err := req.Collects()
+	if err == nil {
+		err = ipam.ValidateNetwork(network)
 	}
-	released, err := s.alloc.ReleaseUnless(func(rec store.Record) bool { return valid[rec.AttachmentKey] }, s.cfg.GCMinAge)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	released, err := s.alloc.ReleaseUnless(func(rec store.Record) bool { return keep(rec.AttachmentKey) }, s.cfg.GCMinAge)
 	s.cfg.Metrics.GCReleased(metrics.ReasonCNIGC, len(released))
 	if len(released) > 0 {
 		s.cfg.Log.Info("Released allocations the runtime no longer knows", "count", len(released))

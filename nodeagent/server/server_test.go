@@ -232,3 +232,63 @@ func TestIntrospection(t *testing.T) {
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+func TestGCRefusesAMissingListAndOtherNetworks(t *testing.T) {
+	c, alloc, _ := startServer(t, []string{"10.1.0.10", "10.1.0.11", "10.1.0.12"})
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if _, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: key(id)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := New(alloc, Config{}).Handler()
+	for _, body := range []string{`{}`, `{"validAttachments":null}`, `null`, `{"network":"nicpool"}`} {
+		t.Run(body, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, agentapi.PathGC, strings.NewReader(body)))
+			if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "validAttachments is required") {
+				t.Errorf("GC %s = %d %s, want 400 naming validAttachments", body, rec.Code, rec.Body.String())
+			}
+			if n := len(alloc.Records()); n != 2 {
+				t.Errorf("GC %s released allocations: %d left, want 2", body, n)
+			}
+		})
+	}
+	// Multus runs CNI GC once per network: another network's GC, listing
+	// none of nicpool's attachments, must release none of them.
+	resp, err := c.GC(ctx, agentapi.GCRequest{Network: "macvlan-net", ValidAttachments: []agentapi.AttachmentKey{}})
+	if err != nil || len(resp.Released) != 0 || len(alloc.Records()) != 2 {
+		t.Fatalf("GC of another network = %+v, %v; %d left, want nothing released", resp, err, len(alloc.Records()))
+	}
+	if _, err := c.GC(ctx, agentapi.GCRequest{Network: "other", ValidAttachments: []agentapi.AttachmentKey{{Network: "nicpool", ContainerID: "a", IfName: "eth0"}}}); apiCode(err) != agentapi.CodeInvalidFields {
+		t.Errorf("GC listing another network's attachment = %v, want invalid fields", err)
+	}
+	if _, err := c.GC(ctx, agentapi.GCRequest{Network: "bad/name", ValidAttachments: []agentapi.AttachmentKey{}}); apiCode(err) != agentapi.CodeInvalidFields {
+		t.Errorf("GC of an invalid network name = %v, want invalid fields", err)
+	}
+	resp, err = c.GC(ctx, agentapi.GCRequest{Network: agentapi.DefaultNetwork, ValidAttachments: []agentapi.AttachmentKey{{Network: agentapi.DefaultNetwork, ContainerID: "a", IfName: "eth0"}}})
+	if err != nil || len(resp.Released) != 1 || resp.Released[0].ContainerID != "b" || resp.Released[0].Network != agentapi.DefaultNetwork {
+		t.Errorf("GC of nicpool's network = %+v, %v; want b released", resp, err)
+	}
+}
+
+func TestAttachmentsOfTwoNetworksAreDistinct(t *testing.T) {
+	c, _, _ := startServer(t, []string{"10.1.0.10", "10.1.0.11"})
+	ctx := context.Background()
+	mine := key("same")
+	other := mine
+	other.Network = "second"
+	a, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: mine}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: other}})
+	if err != nil || b.IP == a.IP {
+		t.Fatalf("Allocate on a second network = %+v, %v; want its own IP (first got %s)", b, err, a.IP)
+	}
+	withDefault := mine
+	withDefault.Network = agentapi.DefaultNetwork
+	if chk, err := c.Check(ctx, agentapi.CheckRequest{AttachmentKey: withDefault}); err != nil || chk.IP != a.IP {
+		t.Errorf("a key without a network is not the default network's: Check = %+v, %v", chk, err)
+	}
+}

@@ -138,7 +138,7 @@ func TestCorruptStateFile(t *testing.T) {
 		{"unknown field", `{"version":1,"records":[],"extra":true}`, "unknown field"},
 		{"trailing garbage", `{"version":1,"records":[]}` + "\n\x00garbage", "after the JSON document"},
 		{"second document", `{"version":1,"records":[]}` + "\n" + `{"version":1,"records":[{"containerID":"a","ifName":"eth0","ip":"10.0.0.1"}]}`, "after the JSON document"},
-		{"null document", `null`, "format version 0"},
+		{"null document", `null`, "format version 0,"},
 		{"empty file", ``, "decode json"},
 	}
 	for _, tt := range tests {

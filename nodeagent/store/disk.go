@@ -17,8 +17,15 @@ import (
 // FileName is the state file inside the state directory.
 const FileName = "allocations.json"
 
-// formatVersion is the version of the state file's layout.
-const formatVersion = 1
+// formatVersion is the version of the state file's layout. Version 2 added
+// the network name to each record's key; a version 1 file still loads, its
+// records migrated to agentapi.DefaultNetwork (the only network agents
+// before version 2 installed), and is rewritten as version 2 on the next
+// change.
+const formatVersion = 2
+
+// legacyFormatVersion is the oldest layout Open still reads.
+const legacyFormatVersion = 1
 
 // fileFormat is the state file's JSON layout.
 type fileFormat struct {
@@ -97,10 +104,11 @@ func load(path string) (map[agentapi.AttachmentKey]Record, error) {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, &CorruptError{Path: path, Err: fmt.Errorf("unexpected data after the JSON document at byte %d", dec.InputOffset())}
 	}
-	if f.Version != formatVersion {
-		return nil, &CorruptError{Path: path, Err: fmt.Errorf("format version %d, want %d", f.Version, formatVersion)}
+	if f.Version != formatVersion && f.Version != legacyFormatVersion {
+		return nil, &CorruptError{Path: path, Err: fmt.Errorf("format version %d, want %d or %d", f.Version, legacyFormatVersion, formatVersion)}
 	}
 	for i, r := range f.Records {
+		r.AttachmentKey = r.Normalized()
 		next, existing, err := withAdded(records, r)
 		if err == nil && existing != nil {
 			err = fmt.Errorf("container %s interface %s is listed twice", r.ContainerID, r.IfName)
@@ -133,6 +141,7 @@ func (d *DiskStore) Path() string { return d.path }
 
 // Get implements Store.
 func (d *DiskStore) Get(key agentapi.AttachmentKey) (Record, bool) {
+	key = key.Normalized()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r, ok := d.records[key]
@@ -141,6 +150,7 @@ func (d *DiskStore) Get(key agentapi.AttachmentKey) (Record, bool) {
 
 // Add implements Store.
 func (d *DiskStore) Add(rec Record) (Record, error) {
+	rec.AttachmentKey = rec.Normalized()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	next, existing, err := withAdded(d.records, rec)
@@ -159,6 +169,7 @@ func (d *DiskStore) Add(rec Record) (Record, error) {
 
 // Remove implements Store.
 func (d *DiskStore) Remove(key agentapi.AttachmentKey) (Record, bool, error) {
+	key = key.Normalized()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r, ok := d.records[key]

@@ -30,6 +30,7 @@ func NewMemStore() *MemStore {
 
 // Get implements Store.
 func (m *MemStore) Get(key agentapi.AttachmentKey) (Record, bool) {
+	key = key.Normalized()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.records[key]
@@ -38,6 +39,7 @@ func (m *MemStore) Get(key agentapi.AttachmentKey) (Record, bool) {
 
 // Add implements Store.
 func (m *MemStore) Add(rec Record) (Record, error) {
+	rec.AttachmentKey = rec.Normalized()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	next, existing, err := withAdded(m.records, rec)
@@ -56,6 +58,7 @@ func (m *MemStore) Add(rec Record) (Record, error) {
 
 // Remove implements Store.
 func (m *MemStore) Remove(key agentapi.AttachmentKey) (Record, bool, error) {
+	key = key.Normalized()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r, ok := m.records[key]

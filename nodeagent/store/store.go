@@ -24,7 +24,8 @@ type Record struct {
 // ErrIPInUse is returned by Add when the IP is held by another attachment.
 var ErrIPInUse = errors.New("ip is held by another attachment")
 
-// Store is the allocation record. Implementations are safe for concurrent
+// Store is the allocation record; a key without a network name is
+// agentapi.DefaultNetwork's (Add, Get and Remove normalise it). Implementations are safe for concurrent
 // use (each holds its own mutex), but a caller that decides which IP to add
 // from what the store says must serialise that decision itself: the
 // allocator holds its lock across List/Get and Add.

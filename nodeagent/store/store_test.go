@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -143,5 +144,80 @@ func TestDiskStoreConcurrentAdds(t *testing.T) {
 	}
 	if got := len(s2.List()); got != 50 {
 		t.Errorf("reopened store has %d records, want 50", got)
+	}
+}
+
+// A state file written before records carried a network name (format
+// version 1) must load, its records keyed under agentapi.DefaultNetwork, and
+// be rewritten in the current format on the next change.
+func TestDiskStoreMigratesRecordsWithoutNetworkName(t *testing.T) {
+	dir := t.TempDir()
+	legacy := `{
+  "version": 1,
+  "records": [
+    {"containerID": "c1", "ifName": "eth0", "podNamespace": "default", "podName": "web", "netns": "/var/run/netns/x", "ip": "10.0.0.5", "allocatedAt": "2026-01-01T00:00:00Z"}
+  ]
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open of a version 1 state file: %v", err)
+	}
+	key := agentapi.AttachmentKey{Network: agentapi.DefaultNetwork, ContainerID: "c1", IfName: "eth0"}
+	if r, ok := s.Get(key); !ok || r.IP != "10.0.0.5" || r.PodName != "web" {
+		t.Fatalf("Get(%+v) = %+v, %v; want the migrated record", key, r, ok)
+	}
+	if r, ok := s.Get(agentapi.AttachmentKey{Network: "other", ContainerID: "c1", IfName: "eth0"}); ok {
+		t.Errorf("the migrated record is found under another network: %+v", r)
+	}
+	if _, err := s.Add(rec("c2", "10.0.0.6")); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f fileFormat
+	if err := json.Unmarshal(data, &f); err != nil || f.Version != formatVersion || len(f.Records) != 2 {
+		t.Fatalf("rewritten file = %s (%v), want version %d with 2 records", data, err, formatVersion)
+	}
+	for _, r := range f.Records {
+		if r.Network != agentapi.DefaultNetwork {
+			t.Errorf("rewritten record %s has network %q, want %q", r.ContainerID, r.Network, agentapi.DefaultNetwork)
+		}
+	}
+	s2, err := Open(dir)
+	if err != nil || len(s2.List()) != 2 {
+		t.Fatalf("reopen after migration: %v", err)
+	}
+}
+
+// Two networks (Multus) may give the same container and interface name an
+// IP each: they are two attachments.
+func TestStoreKeysIncludeTheNetwork(t *testing.T) {
+	for name, mk := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			s := mk()
+			a := rec("c", "10.0.0.1")
+			b := rec("c", "10.0.0.2")
+			b.Network = "other"
+			for _, r := range []Record{a, b} {
+				if _, err := s.Add(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(s.List()) != 2 {
+				t.Fatalf("List = %v, want two attachments", s.List())
+			}
+			if r, ok, err := s.Remove(b.AttachmentKey); err != nil || !ok || r.IP != "10.0.0.2" {
+				t.Errorf("Remove(other network) = %+v, %v, %v", r, ok, err)
+			}
+			if r, ok := s.Get(a.AttachmentKey); !ok || r.IP != "10.0.0.1" {
+				t.Errorf("the default network's attachment is gone: %+v %v", r, ok)
+			}
+		})
 	}
 }

@@ -109,6 +109,7 @@ func (a *Agent) allocate(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	req.AttachmentKey = req.Normalized() // as the agent's store does
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	time.Sleep(a.delay)
@@ -135,6 +136,7 @@ func (a *Agent) release(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	req.AttachmentKey = req.Normalized() // as the agent's store does
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	writeJSON(w, http.StatusOK, agentapi.ReleaseResponse{IP: a.releaseLocked(req.AttachmentKey)})
@@ -155,6 +157,7 @@ func (a *Agent) check(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
+	req.AttachmentKey = req.Normalized() // as the agent's store does
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	rec, ok := a.held[req.AttachmentKey]
@@ -179,15 +182,17 @@ func (a *Agent) gc(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	valid := map[agentapi.AttachmentKey]bool{}
-	for _, k := range req.ValidAttachments {
-		valid[k] = true
+	_, keep, err := req.Collects()
+	var apiErr *agentapi.Error
+	if errors.As(err, &apiErr) {
+		writeError(w, http.StatusBadRequest, apiErr)
+		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var resp agentapi.GCResponse
 	for k := range a.held {
-		if !valid[k] {
+		if !keep(k) {
 			a.releaseLocked(k)
 			resp.Released = append(resp.Released, k)
 		}
