@@ -2,10 +2,7 @@ package testbed
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -103,66 +100,4 @@ func (p *Process) Running() bool {
 	default:
 		return true
 	}
-}
-
-// forwarder makes a TCP address of the host's loopback reachable at the same
-// address inside a namespace, whose loopback is its own. The listening socket
-// is created inside the namespace; each accepted connection is bridged to a
-// socket made in the host namespace. Nothing is added to the host namespace.
-type forwarder struct {
-	l net.Listener
-}
-
-// forwardInto starts forwarding addr into n; ctx bounds the listen, Close
-// ends the forwarding.
-func forwardInto(ctx context.Context, n *Namespace, addr string) (*forwarder, error) {
-	var l net.Listener
-	err := n.Do(func(ns.NetNS) error {
-		var err error
-		l, err = listen(ctx, "tcp", addr)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s in %s: %w", addr, n.Name, err)
-	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			// The forwarder outlives ctx; Close ends it.
-			go bridge(context.WithoutCancel(ctx), c, addr)
-		}
-	}()
-	return &forwarder{l: l}, nil
-}
-
-func bridge(ctx context.Context, in net.Conn, addr string) {
-	defer func() { _ = in.Close() }()
-	d := net.Dialer{Timeout: 5 * time.Second}
-	out, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return
-	}
-	defer func() { _ = out.Close() }()
-	done := make(chan struct{}, 2)
-	cp := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		if tc, ok := dst.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-		done <- struct{}{}
-	}
-	go cp(out, in)
-	go cp(in, out)
-	<-done
-	<-done
-}
-
-func (f *forwarder) Close() error {
-	if err := f.l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("close forwarder on %s: %w", f.l.Addr(), err)
-	}
-	return nil
 }
