@@ -42,6 +42,11 @@ type Config struct {
 	// another layer (test/cluster runs kubelets, which register their Nodes,
 	// and installs nicpool with Helm): the testbed builds only the VNet.
 	ExternalNodes bool
+	// ARMFaults puts a fault-injecting front (Testbed.Faults) between the
+	// operator and armsim, seeded with Seed.
+	ARMFaults bool
+	// Seed seeds the testbed's random choices (the ARM fault front's).
+	Seed uint64
 }
 
 // Subscription and resource group of the simulated VMs.
@@ -59,6 +64,8 @@ type Testbed struct {
 	Sim      *armsim.Server
 	Operator *Process
 	VMs      []*VM
+	// Faults injects ARM faults when Config.ARMFaults is set, else nil.
+	Faults *ARMFaults
 	Sites    map[string]*Site // "peer", "onprem", "internet"
 
 	kubeconfig string
@@ -171,16 +178,25 @@ func (tb *Testbed) startARM(ctx context.Context) error {
 	if err := os.WriteFile(tb.caPath(), sim.CACertPEM(), 0o600); err != nil {
 		return fmt.Errorf("write armsim ca certificate: %w", err)
 	}
+	if tb.cfg.ARMFaults {
+		tb.Faults = newARMFaults(sim, tb.cfg.Seed)
+		tb.addCloser(func() error { tb.Faults.srv.Close(); return nil })
+		return tb.Faults.writeCA(tb.armFrontCAPath())
+	}
 	return nil
 }
 
 func (tb *Testbed) caPath() string { return filepath.Join(tb.cfg.WorkDir, "armsim-ca.pem") }
 
 func (tb *Testbed) startOperator(ctx context.Context) error {
+	endpoint, ca := tb.Sim.URL(), tb.caPath()
+	if tb.Faults != nil {
+		endpoint, ca = tb.Faults.URL(), tb.armFrontCAPath()
+	}
 	args := append([]string{
 		"--kubeconfig=" + tb.kubeconfig,
-		"--arm-endpoint=" + tb.Sim.URL(),
-		"--arm-ca-file=" + tb.caPath(),
+		"--arm-endpoint=" + endpoint,
+		"--arm-ca-file=" + ca,
 		"--auth-mode=none",
 		"--leader-elect=false",
 		"--metrics-bind-address=0",
