@@ -1,0 +1,276 @@
+package cluster_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/nicpool/nicpool/internal/pool"
+	"github.com/nicpool/nicpool/test/cluster"
+	"github.com/nicpool/nicpool/test/e2e/testbed"
+)
+
+// report is the echo workload's answer.
+type report struct {
+	Hostname string `json:"hostname"`
+	Source   string `json:"source"`
+}
+
+// TestDeployment runs a 30-pod Deployment created through the API and
+// started by kubelets and containerd, then uses it through a Service.
+func TestDeployment(t *testing.T) {
+	installed(t)
+	ctx := context.Background()
+	const namespace, name, replicas = "web", "web", 30
+	createNamespace(t, namespace)
+	if _, err := cl.Clientset.AppsV1().Deployments(namespace).Create(ctx, cl.EchoDeployment(namespace, name, replicas, ""), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := cl.WaitReplicasReady(ctx, namespace, name, 4*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d pods ready %s after the Deployment was created.", replicas, time.Since(t0).Round(time.Second))
+	pods, err := cl.Pods(ctx, namespace, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := createService(t, namespace, name)
+
+	t.Run("every pod has a unique VNet IP on its own node's NIC", func(t *testing.T) {
+		checkPodIPs(t, pods, replicas)
+	})
+	t.Run("ClusterIP from a pod on another node reaches every endpoint", func(t *testing.T) {
+		client := pods[0]
+		podNS, err := cl.PodNetNS(ctx, &client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = podNS.Close() }()
+		want := map[string]bool{}
+		remote := 0
+		for _, p := range pods {
+			want[p.Name] = true
+			if p.Spec.NodeName != client.Spec.NodeName {
+				remote++
+			}
+		}
+		if remote == 0 {
+			t.Fatalf("every pod is on %s; the Deployment was meant to spread", client.Spec.NodeName)
+		}
+		url := fmt.Sprintf("http://%s/", svc.Spec.ClusterIP)
+		seen := map[string]bool{}
+		err = waitUntil(ctx, 90*time.Second, func() error {
+			for range 20 {
+				r, err := getFrom(ctx, podNS, url)
+				if err != nil {
+					return err
+				}
+				// kube-proxy masquerades only hairpin traffic (the client
+				// reaching itself); every other endpoint sees the pod's IP.
+				if host, _, _ := net.SplitHostPort(r.Source); r.Hostname != client.Name && host != client.Status.PodIP {
+					t.Fatalf("endpoint %s saw source %s, want the client pod's own IP %s", r.Hostname, r.Source, client.Status.PodIP)
+				}
+				seen[r.Hostname] = true
+			}
+			if len(seen) < len(want) {
+				return fmt.Errorf("%d of %d endpoints answered", len(seen), len(want))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for h := range seen {
+			if !want[h] {
+				t.Errorf("answer from %s, which is not a pod of the Deployment", h)
+			}
+		}
+	})
+	t.Run("the Service's DNS name resolves from a pod through CoreDNS", func(t *testing.T) {
+		fqdn := fmt.Sprintf("%s.%s.svc.cluster.local", name, namespace)
+		out, err := cl.Kubectl(ctx, "exec", "-n", namespace, pods[1].Name, "--", "/echo", "resolve", fqdn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(out) != svc.Spec.ClusterIP {
+			t.Fatalf("%s resolved to %q, want %s", fqdn, strings.TrimSpace(out), svc.Spec.ClusterIP)
+		}
+		out, err = cl.Kubectl(ctx, "exec", "-n", namespace, pods[1].Name, "--", "/echo", "get", "http://"+fqdn+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r report
+		if err := json.Unmarshal([]byte(out), &r); err != nil || r.Hostname == "" {
+			t.Fatalf("GET %s from %s answered %q (%v)", fqdn, pods[1].Name, out, err)
+		}
+	})
+	t.Run("NodePort from on-premises", func(t *testing.T) {
+		onprem := cl.TB.Sites["onprem"].NS
+		port := svc.Spec.Ports[0].NodePort
+		for _, n := range cl.Nodes {
+			url := fmt.Sprintf("http://%s:%d/", n.VM.PrimaryIP, port)
+			var r report
+			err := waitUntil(ctx, 30*time.Second, func() error {
+				var err error
+				r, err = getFrom(ctx, onprem, url)
+				return err
+			})
+			if err != nil {
+				t.Fatalf("GET %s from on-premises: %v", url, err)
+			}
+			if !strings.HasPrefix(r.Hostname, name+"-") {
+				t.Errorf("GET %s answered from %q, not a pod of the Deployment", url, r.Hostname)
+			}
+		}
+	})
+	t.Run("deleting the Deployment returns every IP", func(t *testing.T) {
+		ips := map[string]string{}
+		for _, p := range pods {
+			ips[p.Status.PodIP] = p.Name
+		}
+		if err := cl.Clientset.AppsV1().Deployments(namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		checkIPsReturned(t, ips)
+	})
+}
+
+func createService(t *testing.T, namespace, name string) *corev1.Service {
+	t.Helper()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeNodePort,
+			Selector: map[string]string{"app": name},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt(cluster.EchoHTTPPort)}},
+		},
+	}
+	svc, err := cl.Clientset.CoreV1().Services(namespace).Create(context.Background(), svc, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// checkPodIPs asserts that the pods are Running, hold distinct IPs of the
+// VNet, and that ARM shows each IP on the NIC of the pod's own node.
+func checkPodIPs(t *testing.T, pods []corev1.Pod, want int) {
+	t.Helper()
+	if len(pods) != want {
+		t.Fatalf("%d pods, want %d", len(pods), want)
+	}
+	vnet := netip.MustParsePrefix(testbed.VNetCIDR)
+	onNIC := cl.NICIPs()
+	owner := map[string]string{}
+	for _, p := range pods {
+		ip := p.Status.PodIP
+		if p.Status.Phase != corev1.PodRunning {
+			t.Errorf("pod %s is %s", p.Name, p.Status.Phase)
+		}
+		addr, err := netip.ParseAddr(ip)
+		if err != nil || !vnet.Contains(addr) {
+			t.Errorf("pod %s has IP %q, not a VNet address", p.Name, ip)
+			continue
+		}
+		if prev, dup := owner[ip]; dup {
+			t.Errorf("IP %s held by %s and %s", ip, prev, p.Name)
+		}
+		owner[ip] = p.Name
+		if onNIC[ip] != p.Spec.NodeName {
+			t.Errorf("pod %s on %s holds %s, which ARM has on %q", p.Name, p.Spec.NodeName, ip, onNIC[ip])
+		}
+	}
+}
+
+// checkIPsReturned waits until no agent records any of the IPs (the pods
+// are gone) and every NIC holds what the pool policy asks for the pods left
+// on its node, after the release cooldown.
+func checkIPsReturned(t *testing.T, ips map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	err := waitUntil(ctx, 2*time.Minute, func() error {
+		for _, n := range cl.Nodes {
+			held, err := cl.AgentAllocations(ctx, n)
+			if err != nil {
+				return err
+			}
+			for ip := range held {
+				if pod, ok := ips[ip]; ok {
+					return fmt.Errorf("%s's agent still records %s of pod %s", n.Name, ip, pod)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := pool.DefaultConfig()
+	err = waitUntil(ctx, releaseCooldown+2*time.Minute, func() error {
+		used, err := cl.PodIPsOnNodes(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range cl.Nodes {
+			want := pool.Target(policy, used[n.Name], 0)
+			if got := cl.NICIPCount(n); got != want {
+				return fmt.Errorf("%s's NIC holds %d nicpool IPs, the policy wants %d for %d pods", n.Name, got, want, used[n.Name])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// getFrom sends GET url from inside a network namespace and decodes the
+// echo workload's report.
+func getFrom(ctx context.Context, n ns.NetNS, url string) (report, error) {
+	var r report
+	transport := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := n.Do(func(ns.NetNS) error {
+			var err error
+			c, err = (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}}
+	defer transport.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return r, err
+	}
+	resp, err := (&http.Client{Transport: transport}).Do(req)
+	if err != nil {
+		return r, fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return r, fmt.Errorf("GET %s: read: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return r, fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return r, fmt.Errorf("GET %s: decode %q: %w", url, body, err)
+	}
+	return r, nil
+}
