@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 	corev1 "k8s.io/api/core/v1"
@@ -37,6 +38,12 @@ type Pod struct {
 // On error the sandbox is deleted (CNI DEL, namespace) as a runtime does; the
 // Pod object stays, as it would while kubelet retries.
 func (tb *Testbed) StartPod(ctx context.Context, vm *VM, name string) (*Pod, error) {
+	return tb.startPod(ctx, vm, name, nil)
+}
+
+// startPod is StartPod; exec, when not nil, runs the plugins (nil: libcni's
+// own).
+func (tb *Testbed) startPod(ctx context.Context, vm *VM, name string, exec func(containerID string) invoke.Exec) (*Pod, error) {
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
 	p := &Pod{Name: name, ContainerID: hex.EncodeToString(id), VM: vm}
@@ -51,7 +58,11 @@ func (tb *Testbed) StartPod(ctx context.Context, vm *VM, name string) (*Pod, err
 	if p.NS, err = tb.newNamespace("p-" + p.ContainerID[:8]); err != nil {
 		return nil, err
 	}
-	res, err := tb.cniAdd(ctx, p)
+	var ex invoke.Exec
+	if exec != nil {
+		ex = exec(p.ContainerID)
+	}
+	res, err := tb.cniAdd(ctx, p, ex)
 	if err != nil {
 		// A container runtime follows a failed ADD with a DEL of the same
 		// sandbox before it gives up on it.
@@ -80,6 +91,10 @@ func (tb *Testbed) DeletePod(ctx context.Context, p *Pod) error {
 }
 
 func (tb *Testbed) cni(vm *VM) (*libcni.CNIConfig, *libcni.NetworkConfigList, error) {
+	return tb.cniWith(vm, nil)
+}
+
+func (tb *Testbed) cniWith(vm *VM, exec invoke.Exec) (*libcni.CNIConfig, *libcni.NetworkConfigList, error) {
 	files, err := libcni.ConfFiles(vm.CNIConfDir, []string{".conflist"})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list conflists in %s: %w", vm.CNIConfDir, err)
@@ -95,7 +110,7 @@ func (tb *Testbed) cni(vm *VM) (*libcni.CNIConfig, *libcni.NetworkConfigList, er
 	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("create CNI cache directory %s: %w", cacheDir, err)
 	}
-	return libcni.NewCNIConfigWithCacheDir([]string{vm.CNIBinDir, "/usr/lib/cni"}, cacheDir, nil), list, nil
+	return libcni.NewCNIConfigWithCacheDir([]string{vm.CNIBinDir, "/usr/lib/cni"}, cacheDir, exec), list, nil
 }
 
 func (p *Pod) runtimeConf() *libcni.RuntimeConf {
@@ -112,8 +127,8 @@ func (p *Pod) runtimeConf() *libcni.RuntimeConf {
 	}
 }
 
-func (tb *Testbed) cniAdd(ctx context.Context, p *Pod) (*types100.Result, error) {
-	c, list, err := tb.cni(p.VM)
+func (tb *Testbed) cniAdd(ctx context.Context, p *Pod, exec invoke.Exec) (*types100.Result, error) {
+	c, list, err := tb.cniWith(p.VM, exec)
 	if err != nil {
 		return nil, err
 	}

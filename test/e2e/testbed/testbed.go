@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -66,7 +67,7 @@ type Testbed struct {
 	VMs      []*VM
 	// Faults injects ARM faults when Config.ARMFaults is set, else nil.
 	Faults *ARMFaults
-	Sites    map[string]*Site // "peer", "onprem", "internet"
+	Sites  map[string]*Site // "peer", "onprem", "internet"
 
 	kubeconfig string
 	fabric     *fabric
@@ -75,6 +76,9 @@ type Testbed struct {
 	closers    []func() error
 	cancel     context.CancelFunc
 	fabricErrs chan error
+
+	apiMu  sync.Mutex
+	apiCmd *exec.Cmd // the kube-apiserver RestartAPIServer started, if any
 }
 
 // New builds and starts a testbed. Call Close when done, also on error paths
