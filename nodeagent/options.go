@@ -16,6 +16,7 @@ import (
 	"github.com/nicpool/nicpool/internal/pool"
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
 	"github.com/nicpool/nicpool/nodeagent/gc"
+	"github.com/nicpool/nicpool/nodeagent/install"
 	"github.com/nicpool/nicpool/nodeagent/ipam"
 )
 
@@ -37,6 +38,7 @@ type Options struct {
 	CNIConfDir         string
 	CNIConfFileName    string
 	CNIBinary          string
+	CNIVersion         string
 	MTU                int
 	MetricsAddr        string
 	IntrospectionAddr  string
@@ -59,6 +61,7 @@ func DefaultOptions() Options {
 		CNIConfDir:        "/etc/cni/net.d",
 		CNIConfFileName:   "10-nicpool.conflist",
 		CNIBinary:         "/usr/local/bin/nicpool",
+		CNIVersion:        install.AutoCNIVersion,
 		MetricsAddr:       ":9100",
 		IntrospectionAddr: "127.0.0.1:9101",
 	}
@@ -83,6 +86,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "host directory of CNI binaries")
 	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", o.CNIConfDir, "host directory of CNI configuration")
 	fs.StringVar(&o.CNIBinary, "cni-binary", o.CNIBinary, "the nicpool CNI plugin inside the image, copied to --cni-bin-dir")
+	fs.StringVar(&o.CNIVersion, "cni-version", o.CNIVersion, "cniVersion of the conflist: auto (the newest the node's container runtime and chained plugins speak) or an explicit version such as 1.0.0")
 	fs.IntVar(&o.MTU, "mtu", o.MTU, "MTU of pod interfaces; 0 lets the plugin use the node's primary interface MTU")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "address of the Prometheus /metrics endpoint; empty disables it")
 	fs.StringVar(&o.IntrospectionAddr, "introspection-addr", o.IntrospectionAddr, "localhost address of the read-only introspection endpoint; empty disables it")
@@ -125,6 +129,9 @@ func (o *Options) Validate() error {
 		if !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Errorf("%s %q must be an absolute path", name, p))
 		}
+	}
+	if err := install.CheckCNIVersion(o.CNIVersion); err != nil {
+		errs = append(errs, fmt.Errorf("--cni-version: %w", err))
 	}
 	if len(o.SocketPath) > 107 {
 		errs = append(errs, fmt.Errorf("--socket %q is longer than a unix socket path may be (107 bytes)", o.SocketPath))

@@ -21,6 +21,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"relative socket", []string{"--node-name=n1", "--socket=agent.sock"}, "--socket"},
 		{"zero alloc timeout", []string{"--node-name=n1", "--alloc-timeout=0s"}, "--alloc-timeout"},
 		{"mtu out of range", []string{"--node-name=n1", "--mtu=100"}, "--mtu 100"},
+		{"cni version explicit", []string{"--node-name=n1", "--cni-version=1.0.0"}, ""},
+		{"cni version unknown", []string{"--node-name=n1", "--cni-version=2.0.0"}, "--cni-version"},
 		{"no warm and no min target", []string{"--node-name=n1", "--warm-ip-target=0", "--min-ip-target=0"}, "never get its first IP"},
 		{"introspection off the node", []string{"--node-name=n1", "--introspection-addr=0.0.0.0:9101"}, "not a loopback"},
 		{"introspection on localhost", []string{"--node-name=n1", "--introspection-addr=localhost:9101"}, ""},

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2/textlogger"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -58,27 +59,40 @@ func run() error {
 	log := textlogger.NewLogger(logCfg)
 	ctrllog.SetLogger(log)
 
-	inst, err := install.New(install.Config{
+	icfg := install.Config{
 		BinarySource: o.CNIBinary,
 		BinDir:       o.CNIBinDir,
 		ConfDir:      o.CNIConfDir,
 		ConfFileName: o.CNIConfFileName,
 		AgentSocket:  o.SocketPath,
 		MTU:          o.MTU,
-	})
-	if err != nil {
-		return fmt.Errorf("configure the cni installer: %w", err)
+		CNIVersion:   o.CNIVersion,
+		Log:          log.WithName("install"),
 	}
 	newSNAT := func(primaryIP string, nonMasq []string) (nodeagent.SNAT, error) {
 		return snat.New(snat.Config{ChainName: snat.DefaultChainName, PrimaryIP: primaryIP, NonMasqueradeCIDRs: nonMasq})
 	}
 	if o.Uninstall {
+		inst, err := install.New(icfg)
+		if err != nil {
+			return fmt.Errorf("configure the cni installer: %w", err)
+		}
 		return uninstall(inst)
 	}
 
 	restCfg, err := restConfig(o.Kubeconfig)
 	if err != nil {
 		return err
+	}
+	// --cni-version=auto reads the node's container runtime from its Node.
+	nodes, err := client.New(restCfg, client.Options{})
+	if err != nil {
+		return fmt.Errorf("build the node client: %w", err)
+	}
+	icfg.RuntimeVersion = install.NodeRuntimeVersion(nodes, o.NodeName)
+	inst, err := install.New(icfg)
+	if err != nil {
+		return fmt.Errorf("configure the cni installer: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -7,10 +7,6 @@ import (
 	"github.com/containernetworking/cni/libcni"
 )
 
-// cniVersion is the CNI spec version of the conflist; the plugin supports it
-// and runtimes that do not yet speak it refuse the file loudly.
-const cniVersion = "1.1.0"
-
 // pluginConf is the nicpool plugin's entry; the field names are the plugin's.
 type pluginConf struct {
 	Type           string `json:"type"`
@@ -19,6 +15,10 @@ type pluginConf struct {
 	TimeoutSeconds int    `json:"timeoutSeconds,omitempty"`
 	LogFile        string `json:"logFile,omitempty"`
 }
+
+// capability is the runtime capability each chained plugin takes its
+// arguments through.
+var capability = map[string]string{"portmap": "portMappings", "bandwidth": "bandwidth"}
 
 // chainedConf is a reference plugin appended after ours.
 type chainedConf struct {
@@ -32,7 +32,8 @@ type confList struct {
 	Plugins    []any  `json:"plugins"`
 }
 
-// ConfList returns the conflist Install writes.
+// ConfList returns the conflist Install writes; with AutoCNIVersion it
+// first reads the runtime's version and asks the chained plugins for theirs.
 func (i *Installer) ConfList() ([]byte, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -42,7 +43,11 @@ func (i *Installer) ConfList() ([]byte, error) {
 // render builds the conflist and checks that libcni, as runtimes use it,
 // accepts it.
 func (i *Installer) render() ([]byte, error) {
-	c := confList{CNIVersion: cniVersion, Name: i.cfg.NetworkName}
+	v, err := i.cniVersion()
+	if err != nil {
+		return nil, err
+	}
+	c := confList{CNIVersion: v, Name: i.cfg.NetworkName}
 	c.Plugins = append(c.Plugins, pluginConf{
 		Type:           PluginType,
 		AgentSocket:    i.cfg.AgentSocket,
@@ -50,11 +55,8 @@ func (i *Installer) render() ([]byte, error) {
 		TimeoutSeconds: i.cfg.TimeoutSeconds,
 		LogFile:        i.cfg.LogFile,
 	})
-	if i.cfg.ChainPortmap {
-		c.Plugins = append(c.Plugins, chainedConf{Type: "portmap", Capabilities: map[string]bool{"portMappings": true}})
-	}
-	if i.cfg.ChainBandwidth {
-		c.Plugins = append(c.Plugins, chainedConf{Type: "bandwidth", Capabilities: map[string]bool{"bandwidth": true}})
+	for _, p := range i.chained() {
+		c.Plugins = append(c.Plugins, chainedConf{Type: p, Capabilities: map[string]bool{capability[p]: true}})
 	}
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {

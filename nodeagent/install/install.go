@@ -13,14 +13,20 @@
 package install
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/utils"
+	"github.com/go-logr/logr"
 
+	"github.com/nicpool/nicpool/cni"
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
 )
 
@@ -61,6 +67,17 @@ type Config struct {
 	ChainPortmap bool
 	// ChainBandwidth appends the reference bandwidth plugin (traffic shaping).
 	ChainBandwidth bool
+	// CNIVersion is the conflist's cniVersion: one the plugin supports, or
+	// AutoCNIVersion to choose the newest that the plugin, the container
+	// runtime (RuntimeVersion) and each chained plugin in BinDir (asked
+	// with CNI_COMMAND=VERSION) all speak. LatestCNIVersion when empty.
+	CNIVersion string
+	// RuntimeVersion returns the node's container runtime as the kubelet
+	// reports it in status.nodeInfo.containerRuntimeVersion, e.g.
+	// "containerd://1.7.24" (see NodeRuntimeVersion); AutoCNIVersion needs it.
+	RuntimeVersion func(context.Context) (string, error)
+	// Log receives the chosen CNI version; discarded when zero.
+	Log logr.Logger
 }
 
 // Installer installs and withdraws the plugin. Its methods are safe for
@@ -68,6 +85,10 @@ type Config struct {
 type Installer struct {
 	mu  sync.Mutex
 	cfg Config
+	// exec runs chained plugins for their VERSION; tests replace it.
+	exec invoke.Exec
+	// chosen is the last CNI version chosen automatically, to log changes.
+	chosen string
 }
 
 // New validates cfg, fills in defaults and returns an Installer; it touches
@@ -82,7 +103,13 @@ func New(cfg Config) (*Installer, error) {
 	if cfg.AgentSocket == "" {
 		cfg.AgentSocket = agentapi.DefaultSocketPath
 	}
+	if cfg.CNIVersion == "" {
+		cfg.CNIVersion = LatestCNIVersion
+	}
 	var errs []error
+	if err := CheckCNIVersion(cfg.CNIVersion); err != nil {
+		errs = append(errs, err)
+	}
 	for _, p := range []struct{ what, path string }{
 		{"binary source", cfg.BinarySource}, {"bin dir", cfg.BinDir},
 		{"conf dir", cfg.ConfDir}, {"agent socket", cfg.AgentSocket},
@@ -110,7 +137,16 @@ func New(cfg Config) (*Installer, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("validate cni install config: %w", err)
 	}
-	return &Installer{cfg: cfg}, nil
+	return &Installer{cfg: cfg, exec: &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: io.Discard}}}, nil
+}
+
+// CheckCNIVersion accepts AutoCNIVersion and every CNI version the plugin
+// supports.
+func CheckCNIVersion(v string) error {
+	if v != AutoCNIVersion && !slices.Contains(cni.VersionInfo().SupportedVersions(), v) {
+		return fmt.Errorf("cni version %q: want %q or one of %v", v, AutoCNIVersion, cni.VersionInfo().SupportedVersions())
+	}
+	return nil
 }
 
 // BinaryPath is where Install puts the plugin binary.

@@ -31,6 +31,8 @@ func TestServiceAccountPermissions(t *testing.T) {
 		{agentUser, []string{"get", "secrets", "--all-namespaces"}, false},
 		{agentUser, []string{"list", "secrets", "-n", namespace}, false},
 		{agentUser, []string{"get", "configmaps", "-n", namespace}, false},
+		{agentUser, []string{"get", "nodes"}, true}, // --cni-version=auto reads the container runtime
+		{agentUser, []string{"list", "nodes"}, false},
 		{agentUser, []string{"update", "nodes"}, false},
 		{agentUser, []string{"create", "pods", "-n", namespace}, false},
 		{agentUser, []string{"delete", "pods", "-n", namespace}, false},
