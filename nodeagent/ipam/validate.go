@@ -3,6 +3,7 @@ package ipam
 import (
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/containernetworking/cni/pkg/utils"
 
@@ -12,33 +13,37 @@ import (
 // Limits on request fields, generous but bounded so the state file stays sane.
 const (
 	maxContainerID = 256
-	maxIfName      = 15 // Linux IFNAMSIZ less the NUL
+	maxNetwork     = 253
 	maxPodField    = 253
 	maxNetNS       = 4096
 )
 
-// ValidateKey checks an attachment key; the error is an *agentapi.Error
-// with CodeInvalidFields.
+// ValidateKey checks an attachment key with libcni's rules (the runtime's
+// library refuses the same values before calling a plugin): a container ID
+// of letters, digits, '_', '.' and '-' starting with a letter or digit
+// (bounded to maxContainerID); an interface name of 1 to 15 bytes, not "."
+// or "..", without '/', ':' or whitespace, and (stricter than libcni)
+// without control characters. The error is an *agentapi.Error with
+// CodeInvalidFields; it quotes at most a short excerpt of a bad value.
 func ValidateKey(k agentapi.AttachmentKey) error {
 	var problems []string
-	switch {
-	case k.ContainerID == "":
-		problems = append(problems, "containerID is required")
-	case len(k.ContainerID) > maxContainerID:
-		problems = append(problems, fmt.Sprintf("containerID is longer than %d characters", maxContainerID))
-	case strings.ContainsAny(k.ContainerID, "/\x00 \t\n"):
-		problems = append(problems, "containerID must not contain '/', NUL or whitespace")
-	}
 	if p := networkProblem(k.Network); p != "" {
 		problems = append(problems, p)
 	}
 	switch {
-	case k.IfName == "":
+	case k.ContainerID == "":
+		problems = append(problems, "containerID is required")
+	case len(k.ContainerID) > maxContainerID:
+		problems = append(problems, fmt.Sprintf("containerID %s is longer than %d characters", quoteShort(k.ContainerID), maxContainerID))
+	case utils.ValidateContainerID(k.ContainerID) != nil:
+		problems = append(problems, fmt.Sprintf("containerID %s may hold only letters, digits, '_', '.' and '-', and must start with a letter or digit", quoteShort(k.ContainerID)))
+	}
+	if k.IfName == "" {
 		problems = append(problems, "ifName is required")
-	case len(k.IfName) > maxIfName:
-		problems = append(problems, fmt.Sprintf("ifName %q is longer than %d characters", k.IfName, maxIfName))
-	case strings.ContainsAny(k.IfName, "/\x00 \t\n:"):
-		problems = append(problems, fmt.Sprintf("ifName %q must not contain '/', ':', NUL or whitespace", k.IfName))
+	} else if err := utils.ValidateInterfaceName(k.IfName); err != nil {
+		problems = append(problems, fmt.Sprintf("ifName %s: %s", quoteShort(k.IfName), err.Msg))
+	} else if strings.IndexFunc(k.IfName, unicode.IsControl) >= 0 {
+		problems = append(problems, fmt.Sprintf("ifName %s contains control characters", quoteShort(k.IfName)))
 	}
 	return invalid(problems)
 }
@@ -56,6 +61,9 @@ func ValidateNetwork(name string) error {
 func networkProblem(name string) string {
 	if name == "" {
 		return ""
+	}
+	if len(name) > maxNetwork {
+		return fmt.Sprintf("network %s is longer than %d characters", quoteShort(name), maxNetwork)
 	}
 	if err := utils.ValidateNetworkName(name); err != nil {
 		return fmt.Sprintf("network %s: %s", quoteShort(name), err.Msg)

@@ -12,13 +12,15 @@ import (
 
 func (s *Server) allocate(w http.ResponseWriter, r *http.Request) {
 	var req agentapi.AllocateRequest
-	if err := decode(r, &req); err != nil {
+	if err := s.decode(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
 	resp, err := s.alloc.Allocate(r.Context(), req.Attachment)
 	if err != nil {
-		s.cfg.Log.Info("Allocation failed", "containerID", req.ContainerID, "ifName", req.IfName, "pod", req.PodNamespace+"/"+req.PodName, "error", err.Error())
+		// The request may be invalid: log bounded excerpts, not 1 MiB fields.
+		s.cfg.Log.Info("Allocation failed", "containerID", truncate(req.ContainerID), "ifName", truncate(req.IfName),
+			"pod", truncate(req.PodNamespace+"/"+req.PodName), "error", truncate(err.Error()))
 		writeError(w, err)
 		return
 	}
@@ -27,7 +29,7 @@ func (s *Server) allocate(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) release(w http.ResponseWriter, r *http.Request) {
 	var req agentapi.ReleaseRequest
-	if err := decode(r, &req); err != nil {
+	if err := s.decode(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -41,7 +43,7 @@ func (s *Server) release(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	var req agentapi.CheckRequest
-	if err := decode(r, &req); err != nil {
+	if err := s.decode(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -63,7 +65,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 
 func (s *Server) gc(w http.ResponseWriter, r *http.Request) {
 	var req agentapi.GCRequest
-	if err := decode(r, &req); err != nil {
+	if err := s.decode(w, r, &req); err != nil {
 		writeError(w, err)
 		return
 	}

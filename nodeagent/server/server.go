@@ -39,11 +39,31 @@ type Config struct {
 	// GCMinAge spares allocations younger than this from the runtime's CNI
 	// GC, in case their ADD is still in flight.
 	GCMinAge time.Duration
+	// BodyReadTimeout bounds reading a request's body once its headers are
+	// in (DefaultBodyReadTimeout if zero): a client that sends headers and
+	// no body does not hold a connection open.
+	BodyReadTimeout time.Duration
+	// IdleTimeout closes a kept-alive connection idle this long
+	// (DefaultIdleTimeout if zero).
+	IdleTimeout time.Duration
 	// Metrics, when not nil, counts GC releases.
 	Metrics *metrics.Metrics
 	// Log receives request failures.
 	Log logr.Logger
 }
+
+// Timeouts against slow or silent clients. There is deliberately no
+// http.Server ReadTimeout or WriteTimeout on the socket: an allocation may
+// wait up to --alloc-timeout for the pool to grow, and a whole-request read
+// deadline firing during that wait would cancel it.
+const (
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout = 10 * time.Second
+	// DefaultBodyReadTimeout bounds reading a request's body.
+	DefaultBodyReadTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes idle kept-alive connections.
+	DefaultIdleTimeout = 60 * time.Second
+)
 
 // Server is the plugin-facing API.
 type Server struct {
@@ -55,6 +75,12 @@ type Server struct {
 func New(alloc Allocator, cfg Config) *Server {
 	if cfg.SocketPath == "" {
 		cfg.SocketPath = agentapi.DefaultSocketPath
+	}
+	if cfg.BodyReadTimeout <= 0 {
+		cfg.BodyReadTimeout = DefaultBodyReadTimeout
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	return &Server{cfg: cfg, alloc: alloc}
 }
@@ -106,12 +132,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return serve(ctx, ln, s.Handler(), func() { _ = os.Remove(s.cfg.SocketPath) })
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: ReadHeaderTimeout, IdleTimeout: s.cfg.IdleTimeout}
+	return serve(ctx, ln, srv, func() { _ = os.Remove(s.cfg.SocketPath) })
 }
 
 // serve runs srv on ln until ctx ends; cleanup runs after shutdown.
-func serve(ctx context.Context, ln net.Listener, h http.Handler, cleanup func()) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+func serve(ctx context.Context, ln net.Listener, srv *http.Server, cleanup func()) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -145,17 +171,62 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// decode reads a JSON body into v; unknown fields are allowed so an older
-// agent accepts a newer plugin.
-func decode(r *http.Request, v any) error {
-	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		return &agentapi.Error{Code: agentapi.CodeInvalidFields, Message: fmt.Sprintf("read request body: %v", err)}
+// MaxBodyBytes bounds a request body; a larger one is refused (413), never
+// truncated and parsed.
+const MaxBodyBytes = 1 << 20
+
+// maxMessage bounds how much of a decoding error is echoed back: a JSON
+// error quotes the offending literal, which may be most of a 1 MiB body.
+const maxMessage = 256
+
+// statusError is an agentapi.Error answered with a specific HTTP status.
+type statusError struct {
+	status int
+	err    *agentapi.Error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+
+// decode reads a JSON body of at most MaxBodyBytes into v within
+// BodyReadTimeout; unknown fields are allowed so an older agent accepts a
+// newer plugin. The read deadline is lifted once the body is in: the
+// handler may then wait (an allocation up to --alloc-timeout), and the
+// client bounds that wait itself.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	rc := http.NewResponseController(w)
+	// Not every ResponseWriter supports deadlines (httptest's does not);
+	// the server's own connections do.
+	_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err == nil {
+		// On error the deadline stays: the server then gives up on the
+		// rest of the body at once and closes the connection, instead of
+		// waiting for it without a deadline.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return &statusError{status: http.StatusRequestEntityTooLarge, err: &agentapi.Error{Code: agentapi.CodeInvalidFields,
+			Message: fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes)}}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &statusError{status: http.StatusRequestTimeout, err: &agentapi.Error{Code: agentapi.CodeInvalidFields,
+			Message: fmt.Sprintf("request body not received within %s", s.cfg.BodyReadTimeout)}}
+	case err != nil:
+		return &agentapi.Error{Code: agentapi.CodeInvalidFields, Message: truncate(fmt.Sprintf("read request body: %v", err))}
 	}
 	if err := json.Unmarshal(data, v); err != nil {
-		return &agentapi.Error{Code: agentapi.CodeInvalidFields, Message: fmt.Sprintf("decode %s request: %v", r.URL.Path, err)}
+		return &agentapi.Error{Code: agentapi.CodeInvalidFields, Message: truncate(fmt.Sprintf("decode %s request: %v", r.URL.Path, err))}
 	}
 	return nil
+}
+
+// truncate cuts a message to maxMessage bytes.
+func truncate(msg string) string {
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	return fmt.Sprintf("%s... (%d bytes)", msg[:maxMessage], len(msg))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -166,6 +237,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError answers with an agentapi.Error body and a matching HTTP status.
 func writeError(w http.ResponseWriter, err error) {
+	var se *statusError
+	if errors.As(err, &se) {
+		writeJSON(w, se.status, se.err)
+		return
+	}
 	var apiErr *agentapi.Error
 	if !errors.As(err, &apiErr) {
 		apiErr = &agentapi.Error{Code: agentapi.CodeInternal, Message: err.Error()}

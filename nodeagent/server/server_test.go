@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr/funcr"
 
 	"github.com/nicpool/nicpool/internal/pool"
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
@@ -290,5 +294,126 @@ func TestAttachmentsOfTwoNetworksAreDistinct(t *testing.T) {
 	withDefault.Network = agentapi.DefaultNetwork
 	if chk, err := c.Check(ctx, agentapi.CheckRequest{AttachmentKey: withDefault}); err != nil || chk.IP != a.IP {
 		t.Errorf("a key without a network is not the default network's: Check = %+v, %v", chk, err)
+	}
+}
+
+// startRaw serves alloc on a fresh socket with cfg and returns its path.
+func startRaw(t *testing.T, cfg Config) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "npraw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	cfg.SocketPath = filepath.Join(dir, "agent.sock")
+	alloc := ipam.New(store.NewMemStore(), ipam.Config{Policy: pool.Config{WarmIPTarget: 1, BatchSize: 1, MaxIPs: 250}, AllocTimeout: 100 * time.Millisecond})
+	alloc.UpdatePool(ipam.PoolState{Found: true, IPs: []string{"10.1.0.10"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(alloc, cfg).Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for range 200 {
+		if c, err := net.Dial("unix", cfg.SocketPath); err == nil {
+			_ = c.Close()
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cfg.SocketPath
+}
+
+func TestOversizedBodyIsRefused(t *testing.T) {
+	sock := startRaw(t, Config{})
+	valid := `{"containerID":"c1","ifName":"eth0","podNamespace":"ns","podName":"` + strings.Repeat("p", MaxBodyBytes) + `"}`
+	doc := valid[:MaxBodyBytes-2] + `"}`
+	if len(doc) != MaxBodyBytes {
+		t.Fatalf("test document is %d bytes", len(doc))
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	post := func(body string) (int, string) {
+		t.Helper()
+		resp, err := hc.Post("http://agent"+agentapi.PathAllocate, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		var e agentapi.Error
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return resp.StatusCode, e.Message
+	}
+	// A document of exactly the limit is read whole: it fails validation
+	// (pod name too long), not the size check.
+	if code, msg := post(doc); code != http.StatusBadRequest || strings.Contains(msg, "larger than") {
+		t.Errorf("a body of exactly %d bytes = %d %q, want 400 from validation", MaxBodyBytes, code, msg)
+	}
+	if code, msg := post(doc + "garbage"); code != http.StatusRequestEntityTooLarge || !strings.Contains(msg, "larger than") {
+		t.Errorf("a body over %d bytes = %d %q, want 413 saying it is too large", MaxBodyBytes, code, msg)
+	}
+}
+
+// Clients that send headers and then nothing, or keep a connection idle,
+// must not hold it open indefinitely.
+func TestSlowAndIdleClientsAreCutOff(t *testing.T) {
+	sock := startRaw(t, Config{BodyReadTimeout: 100 * time.Millisecond, IdleTimeout: 100 * time.Millisecond})
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		// Generous: the assertion is that the server ends the connection,
+		// not how fast.
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		return c
+	}
+	t.Run("headers without a body", func(t *testing.T) {
+		c := dial()
+		if _, err := io.WriteString(c, "POST "+agentapi.PathRelease+" HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer to a request whose body never came: %v", err)
+		}
+		if resp.StatusCode != http.StatusRequestTimeout {
+			t.Errorf("status %d, want %d", resp.StatusCode, http.StatusRequestTimeout)
+		}
+	})
+	t.Run("idle kept-alive connection", func(t *testing.T) {
+		c := dial()
+		if _, err := io.WriteString(c, "GET "+agentapi.PathStatus+" HTTP/1.1\r\nHost: agent\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(c)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
+			t.Errorf("idle connection: read = %v, want EOF (closed by the server)", err)
+		}
+	})
+}
+
+func TestRejectedRequestsAreLoggedShort(t *testing.T) {
+	var logged strings.Builder
+	log := funcr.New(func(prefix, args string) { logged.WriteString(args + "\n") }, funcr.Options{})
+	alloc := ipam.New(store.NewMemStore(), ipam.Config{Policy: pool.Config{WarmIPTarget: 1, BatchSize: 1, MaxIPs: 250}})
+	h := New(alloc, Config{Log: log}).Handler()
+	body, err := json.Marshal(agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{ContainerID: strings.Repeat("a", 900_000), IfName: "eth0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, agentapi.PathAllocate, bytes.NewReader(body)))
+	if rec.Code != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", rec.Code)
+	}
+	if rec.Body.Len() > 2048 || logged.Len() > 4096 || logged.Len() == 0 {
+		t.Errorf("answer %d bytes, log %d bytes: want both short (and the failure logged)", rec.Body.Len(), logged.Len())
 	}
 }
