@@ -59,7 +59,8 @@ test: setup verify ## Everything CI runs: unit, envtest, network-namespace and e
 	cd hack/imagebuild && $(GO) test -count=1 ./...
 
 .PHONY: demo
-demo: setup build ## Start the simulated VNet with 3 VMs and ~30 pods, print what happened, tear down.
+demo: setup ## A 3-node Kubernetes cluster on the simulated VNet, nicpool by Helm, ~30 pods; DEMO_FLAGS=--keep leaves it up.
+	hack/test-images.sh
 	$(GO) run ./test/e2e/demo $(DEMO_FLAGS)
 
 .PHONY: bench

@@ -4,15 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -21,12 +17,6 @@ import (
 	"github.com/nicpool/nicpool/test/cluster"
 	"github.com/nicpool/nicpool/test/e2e/testbed"
 )
-
-// report is the echo workload's answer.
-type report struct {
-	Hostname string `json:"hostname"`
-	Source   string `json:"source"`
-}
 
 // TestDeployment runs a 30-pod Deployment created through the API and
 // started by kubelets and containerd, then uses it through a Service.
@@ -74,13 +64,13 @@ func TestDeployment(t *testing.T) {
 		seen := map[string]bool{}
 		err = waitUntil(ctx, 90*time.Second, func() error {
 			for range 20 {
-				r, err := getFrom(ctx, podNS, url)
+				r, err := cluster.GetFrom(ctx, podNS, url)
 				if err != nil {
 					return err
 				}
 				// kube-proxy masquerades only hairpin traffic (the client
 				// reaching itself); every other endpoint sees the pod's IP.
-				if host, _, _ := net.SplitHostPort(r.Source); r.Hostname != client.Name && host != client.Status.PodIP {
+				if r.Hostname != client.Name && r.SourceIP() != client.Status.PodIP {
 					t.Fatalf("endpoint %s saw source %s, want the client pod's own IP %s", r.Hostname, r.Source, client.Status.PodIP)
 				}
 				seen[r.Hostname] = true
@@ -112,7 +102,7 @@ func TestDeployment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r report
+		var r cluster.EchoReport
 		if err := json.Unmarshal([]byte(out), &r); err != nil || r.Hostname == "" {
 			t.Fatalf("GET %s from %s answered %q (%v)", fqdn, pods[1].Name, out, err)
 		}
@@ -122,10 +112,10 @@ func TestDeployment(t *testing.T) {
 		port := svc.Spec.Ports[0].NodePort
 		for _, n := range cl.Nodes {
 			url := fmt.Sprintf("http://%s:%d/", n.VM.PrimaryIP, port)
-			var r report
+			var r cluster.EchoReport
 			err := waitUntil(ctx, 30*time.Second, func() error {
 				var err error
-				r, err = getFrom(ctx, onprem, url)
+				r, err = cluster.GetFrom(ctx, onprem, url)
 				return err
 			})
 			if err != nil {
@@ -235,42 +225,4 @@ func checkIPsReturned(t *testing.T, ips map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// getFrom sends GET url from inside a network namespace and decodes the
-// echo workload's report.
-func getFrom(ctx context.Context, n ns.NetNS, url string) (report, error) {
-	var r report
-	transport := &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := n.Do(func(ns.NetNS) error {
-			var err error
-			c, err = (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, network, addr)
-			return err
-		})
-		return c, err
-	}}
-	defer transport.CloseIdleConnections()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return r, err
-	}
-	resp, err := (&http.Client{Transport: transport}).Do(req)
-	if err != nil {
-		return r, fmt.Errorf("GET %s: %w", url, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return r, fmt.Errorf("GET %s: read: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return r, fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
-	}
-	if err := json.Unmarshal(body, &r); err != nil {
-		return r, fmt.Errorf("GET %s: decode %q: %w", url, body, err)
-	}
-	return r, nil
 }

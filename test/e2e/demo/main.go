@@ -1,7 +1,10 @@
-// Command demo is `make demo`: it starts the simulated Azure VNet with a
-// real API server, the operator and one agent per VM, starts pods through the
-// nicpool CNI plugin, and prints the pools, the connectivity matrix and
-// Azure's view. Everything is torn down on exit or Ctrl-C.
+// Command demo is `make demo`: a real three-node Kubernetes cluster on the
+// simulated Azure VNet (containerd, kubelet and kube-proxy on every VM),
+// nicpool installed with `helm install`, a Deployment of about 30 pods
+// created with kubectl, a Service used by ClusterIP, DNS name and NodePort,
+// the connectivity matrix from the kubelet-created pods, and Azure's view of
+// the NICs. Everything is torn down on exit or Ctrl-C; --keep leaves the
+// cluster running until Ctrl-C and prints a KUBECONFIG.
 package main
 
 import (
@@ -11,12 +14,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/nicpool/nicpool/internal/testenv"
-	"github.com/nicpool/nicpool/test/e2e/testbed"
+	"github.com/nicpool/nicpool/test/cluster"
 )
 
 func main() {
@@ -26,14 +27,22 @@ func main() {
 	}
 }
 
+type options struct {
+	nodes, pods int
+	keep        bool
+}
+
 func run() error {
-	vms := flag.Int("vms", 3, "number of simulated VMs (nodes)")
-	pods := flag.Int("pods", 30, "number of pods, spread over the VMs")
-	keep := flag.Bool("keep", false, "keep the testbed running until Ctrl-C and print commands to explore it")
-	binDir := flag.String("bin-dir", filepath.Join(testenv.RepoRoot(), "bin"), "directory with nicpool-operator, nicpool-agent and nicpool")
+	var o options
+	flag.IntVar(&o.nodes, "nodes", 3, "number of simulated VMs, each a Kubernetes node")
+	flag.IntVar(&o.pods, "pods", 30, "replicas of the demo Deployment, spread over the nodes")
+	flag.BoolVar(&o.keep, "keep", false, "keep the cluster running until Ctrl-C and print a KUBECONFIG to explore it")
 	flag.Parse()
-	if *vms < 2 || *pods < *vms {
-		return errors.New("--vms must be at least 2 and --pods at least --vms")
+	if o.nodes < 2 || o.nodes > 10 || o.pods < o.nodes || o.pods > 200 {
+		return errors.New("--nodes must be 2..10 and --pods between --nodes and 200")
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("the demo needs root: it creates network namespaces, mounts and cgroups (run `sudo make demo`)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -43,75 +52,32 @@ func run() error {
 		return fmt.Errorf("create work directory: %w", err)
 	}
 	defer func() { _ = os.RemoveAll(work) }()
-	logf := func(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) }
-	fmt.Printf("Starting the simulated VNet with %d VMs (work dir %s).\n", *vms, work)
-	tb, err := testbed.New(ctx, testbed.Config{VMs: *vms, BinDir: *binDir, WorkDir: work, PutLatency: 200 * time.Millisecond, Logf: logf})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		fmt.Println("Tearing down: processes stopped, namespaces deleted.")
-		tb.Close()
-	}()
-	if err := tb.WaitReady(ctx, 90*time.Second); err != nil {
-		return err
-	}
-	started, err := startPods(ctx, tb, *pods)
-	if err != nil {
-		return err
-	}
-	return report(ctx, tb, started, *keep, work)
-}
-
-func startPods(ctx context.Context, tb *testbed.Testbed, n int) ([]*testbed.Pod, error) {
-	fmt.Printf("Starting %d pods through the nicpool CNI plugin.\n", n)
-	t0 := time.Now()
-	pods, err := tb.StartPods(ctx, n, 8, func(i int) (*testbed.VM, string) {
-		vm := tb.VMs[i%len(tb.VMs)]
-		return vm, fmt.Sprintf("demo-%s-%d", vm.Name, i)
+	start := time.Now()
+	step("Starting a %d-node cluster on the simulated Azure VNet (work dir %s).", o.nodes, work)
+	c, err := cluster.Start(ctx, cluster.Config{
+		Nodes: o.nodes, WorkDir: work, PutLatency: 200 * time.Millisecond,
+		Values: []string{"warmPool.releaseCooldown=30s"},
+		Logf:   func(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) },
 	})
-	if err != nil {
-		return nil, err
+	if c != nil {
+		defer func() {
+			fmt.Println("\nTearing down: nodes stopped, cgroups and namespaces removed, sysctls restored.")
+			c.Close()
+		}()
 	}
-	fmt.Printf("  %d pods running after %s.\n", n, time.Since(t0).Round(time.Millisecond))
-	return pods, nil
-}
-
-func report(ctx context.Context, tb *testbed.Testbed, pods []*testbed.Pod, keep bool, work string) error {
-	a, b, c := pods[0], pods[1], pods[len(tb.VMs)] // a and c share a VM, b is on another
-	if err := tb.StartProbeServers(ctx, a, b, c); err != nil {
-		return err
-	}
-	results := testbed.RunPaths(ctx, tb.StandardPaths(a, b, c), 20*time.Second)
-
-	table, err := tb.NodeIPPoolTable(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\n$ kubectl get nodeippools -o wide\n%s", table)
-	fmt.Printf("\nConnectivity (each destination reports the source address it saw):\n%s", testbed.FormatMatrix(results))
-	fmt.Printf("\nAzure's view (simulated ARM):\n%s", tb.AzureView())
-	failed := 0
-	for _, r := range results {
-		if !r.OK() {
-			failed++
-		}
-	}
-	if err := tb.CheckInvariants(pods, 250); err != nil {
+	d := &demo{c: c, opts: o, work: work}
+	if err := d.run(ctx); err != nil {
 		return err
 	}
-	fmt.Printf("\nInvariants hold for %d pods: unique IPs, each on its own VM's NIC.\n", len(pods))
-	if keep {
-		fmt.Printf("\nThe testbed keeps running. Explore it, then press Ctrl-C:\n")
-		fmt.Printf("  kubectl --kubeconfig %s get nip -o wide\n", tb.Kubeconfig())
-		fmt.Printf("  ip netns exec %s ip route      # routes of VM %s\n", tb.VMs[0].NS.Name, tb.VMs[0].Name)
-		fmt.Printf("  ip netns exec %s ip addr       # pod %s (%s)\n", a.NS.Name, a.Name, a.IP)
-		fmt.Printf("  ip netns exec %s iptables -t nat -S NICPOOL-SNAT\n", tb.VMs[0].NS.Name)
-		fmt.Printf("  logs: %s\n", work)
+	fmt.Printf("\nDemo finished in %s.\n", time.Since(start).Round(time.Second))
+	if o.keep {
+		d.explore()
 		<-ctx.Done()
 	}
-	if failed > 0 {
-		return fmt.Errorf("%d connectivity checks failed", failed)
-	}
-	return nil
+	return d.failed()
 }
+
+func step(format string, args ...any) { fmt.Printf("\n== "+format+"\n", args...) }
