@@ -22,7 +22,13 @@
 // CodeTooManyIPConfigurations; removing or replacing the primary configuration gives 400
 // CodePrimaryIPConfigRequired. properties.virtualMachine is read-only and never changes.
 // Reads and writes spend per-subscription token buckets (429 SubscriptionRequestsThrottled
-// with Retry-After in seconds).
+// with Retry-After in seconds). While a PUT's operation runs, a GET shows the NIC (and its
+// new IP configurations) in provisioningState Updating, addresses already allocated.
+//
+// Fault injection (Server methods): SetLatency delays an Op; FailNext answers the next n
+// calls of an Op with an error status and code; HangLRO keeps PUT operations InProgress;
+// FailNextOperations makes the next n accepted PUTs end Failed, leaving the NIC in
+// provisioningState Failed until a later PUT succeeds.
 //
 // Departures from Azure, on purpose: in-progress LRO responses also carry retry-after-ms
 // (azcore honours it before Retry-After) so pollers do not sleep whole seconds; DELETE is

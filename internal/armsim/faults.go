@@ -82,8 +82,13 @@ func (s *Server) HangLRO(hang bool) {
 }
 
 // FailNextOperations makes the next n accepted NIC PUT operations end Failed with code
-// (default InternalServerError): the poller reports the error and the NIC's
-// provisioningState becomes Failed, its requested IP configurations left in place.
+// (default InternalServerError), as Azure's do when the platform fails to apply a write
+// it accepted: the PUT itself answers 200/201 and the NIC reads Updating meanwhile; then
+// the Azure-AsyncOperation status turns Failed with that error, and the NIC and all its
+// IP configurations are left in provisioningState Failed, the requested configurations
+// listed with their addresses allocated. A later PUT (Azure's remedy: re-apply the NIC as
+// read) that succeeds returns it to Succeeded. n <= 0 clears the fault; a call replaces
+// the previous count. Stats.OperationsFailed counts the operations that ended so.
 func (s *Server) FailNextOperations(n int, code string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -211,6 +211,14 @@ func TestFailNextOperations(t *testing.T) {
 	if *after.Properties.ProvisioningState != "Failed" {
 		t.Errorf("state after failed operation = %s, want Failed", *after.Properties.ProvisioningState)
 	}
+	for _, c := range after.Properties.IPConfigurations {
+		if *c.Properties.ProvisioningState != "Failed" {
+			t.Errorf("ip configuration %s after failed operation = %s, want Failed", *c.Name, *c.Properties.ProvisioningState)
+		}
+	}
+	if n := e.srv.Stats().OperationsFailed; n != 1 {
+		t.Errorf("Stats().OperationsFailed = %d, want 1", n)
+	}
 	p, err = e.nics.BeginCreateOrUpdate(ctx, testRG, "vm-0-nic", after.Interface, nil)
 	if err != nil {
 		t.Fatalf("put after failure: %v", err)

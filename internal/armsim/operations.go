@@ -66,6 +66,7 @@ func (s *Server) completeOp(id string) {
 	op.status = opSucceeded
 	if op.failCode != "" {
 		op.status, state = opFailed, stateFailed
+		s.stats.opsFailed++
 	}
 	if n := s.nics[op.nicKey]; n != nil && n.op == op {
 		n.op = nil

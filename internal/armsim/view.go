@@ -25,16 +25,19 @@ type Snapshot struct {
 	NICs    []NICState
 }
 
-// Stats counts requests per operation and HTTP status, and accepted PUTs per NIC ID.
+// Stats counts requests per operation and HTTP status, accepted PUTs per NIC ID, and
+// PUT operations that ended Failed (FailNextOperations).
 type Stats struct {
-	Calls     map[Op]map[int]int
-	PutsByNIC map[string]int
+	Calls            map[Op]map[int]int
+	PutsByNIC        map[string]int
+	OperationsFailed int
 }
 
 // statsState accumulates Stats. Guarded by Server.mu.
 type statsState struct {
 	calls     map[Op]map[int]int
 	putsByNIC map[string]int
+	opsFailed int
 }
 
 func newStatsState() statsState {
@@ -98,7 +101,7 @@ func (s *Server) WaitForChange(ctx context.Context, after uint64) (uint64, error
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Stats{Calls: map[Op]map[int]int{}, PutsByNIC: map[string]int{}}
+	out := Stats{Calls: map[Op]map[int]int{}, PutsByNIC: map[string]int{}, OperationsFailed: s.stats.opsFailed}
 	for op, m := range s.stats.calls {
 		c := map[int]int{}
 		for k, v := range m {

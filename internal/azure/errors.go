@@ -35,6 +35,11 @@ const (
 	KindPending
 	// KindAuth means authentication or authorization failed (401/403, credential errors).
 	KindAuth
+	// KindOperationFailed means ARM accepted a PUT but its long-running operation ended
+	// Failed (or Canceled) for a reason not classified above: the NIC is left in
+	// provisioningState Failed with the write's IP configurations listed but not
+	// necessarily in effect, until its configuration is re-applied.
+	KindOperationFailed
 )
 
 var kindNames = [...]string{
@@ -47,6 +52,7 @@ var kindNames = [...]string{
 	KindTooManyIPConfigurations: "TooManyIPConfigurations",
 	KindPending:                 "Pending",
 	KindAuth:                    "Auth",
+	KindOperationFailed:         "OperationFailed",
 }
 
 // String returns the kind's name, e.g. "Throttled".
@@ -59,6 +65,10 @@ func (k Kind) String() string {
 
 // ErrPending is wrapped by errors returned while a NIC PUT is still running on ARM.
 var ErrPending = errors.New("arm operation still in progress")
+
+// ErrOperationFailed is wrapped by errors of a NIC PUT whose long-running operation ARM
+// accepted and then ended Failed or Canceled.
+var ErrOperationFailed = errors.New("arm operation ended failed")
 
 // ErrNotFound is wrapped by lookups that found nothing without ARM saying 404 (FindNICForVM).
 var ErrNotFound = errors.New("not found")
@@ -102,11 +112,18 @@ func Classify(err error) Kind {
 		return KindAuth
 	}
 	var re *azcore.ResponseError
-	if !errors.As(err, &re) {
-		return KindOther
+	if errors.As(err, &re) {
+		if k, ok := kindByCode(re.ErrorCode); ok {
+			return k
+		}
 	}
-	if k, ok := kindByCode(re.ErrorCode); ok {
-		return k
+	// After the codes: an operation that ended Failed with, say, SubnetIsFull is acted on
+	// as a full subnet; the NIC's Failed state is then found (and repaired) on the next read.
+	if errors.Is(err, ErrOperationFailed) {
+		return KindOperationFailed
+	}
+	if re == nil {
+		return KindOther
 	}
 	return kindByStatus(re.StatusCode)
 }

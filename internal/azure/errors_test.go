@@ -59,6 +59,8 @@ func TestClassify(t *testing.T) {
 		{name: "pending wins over cause", err: fmt.Errorf("x: %w: %w", ErrPending, armResponseError(429, "", nil)), want: KindPending},
 		{name: "client-side limiter", err: &limiterError{bucket: "write", wait: time.Second, cause: context.DeadlineExceeded}, want: KindThrottled},
 		{name: "not found sentinel", err: fmt.Errorf("find nic: %w", ErrNotFound), want: KindNotFound},
+		{name: "operation ended failed", err: fmt.Errorf("update nic x: %w: %w", ErrOperationFailed, armResponseError(200, "InternalServerError", nil)), want: KindOperationFailed},
+		{name: "operation ended failed with a known code", err: fmt.Errorf("update nic x: %w: %w", ErrOperationFailed, armResponseError(200, "SubnetIsFull", nil)), want: KindSubnetFull},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,7 +109,7 @@ func TestRetryAfter(t *testing.T) {
 
 func TestKindString(t *testing.T) {
 	seen := map[string]bool{}
-	for k := KindOther; k <= KindAuth; k++ {
+	for k := KindOther; k <= KindOperationFailed; k++ {
 		s := k.String()
 		if s == "" || strings.HasPrefix(s, "Kind(") || seen[s] {
 			t.Fatalf("kind %d has bad or duplicate name %q", int(k), s)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
@@ -115,6 +116,11 @@ func (c *NICClient) wait(ctx context.Context, nicID string, poller *nicPoller, o
 		if oldToken != "" {
 			c.pending.done(nicID, oldToken)
 		}
+		if err != nil && operationEnded(err) {
+			// The operation reached a terminal state other than Succeeded: ARM applied
+			// (some of) the write and left the NIC in provisioningState Failed.
+			return nil, fmt.Errorf("update nic %s: %w: %w", nicID, ErrOperationFailed, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("update nic %s: %w", nicID, err)
 		}
@@ -130,4 +136,12 @@ func (c *NICClient) wait(ctx context.Context, nicID string, poller *nicPoller, o
 	}
 	c.pending.put(nicID, tok)
 	return nil, fmt.Errorf("update nic %s: stopped waiting (lro timeout %s): %w: %w", nicID, c.cfg.LROTimeout, ErrPending, err)
+}
+
+// operationEnded reports whether err, from a poller that is done, is the operation's own
+// failure: azcore reports it with the successful (2xx) poll response whose body says
+// Failed or Canceled, whereas a failed final GET of the NIC carries that GET's error status.
+func operationEnded(err error) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode >= 200 && re.StatusCode < 300
 }
