@@ -75,6 +75,9 @@ func (c *Cluster) configureControlPlane(e *envtest.Environment) error {
 	args.Set("kubelet-client-key", p.path(kubeletKeyFile))
 	args.Set("egress-selector-config-file", egress)
 	args.Set("service-node-port-range", "30000-32767")
+	// Kubelets are reached by IP through the egress proxy: node names do
+	// not resolve in the simulated network.
+	args.Set("kubelet-preferred-address-types", "InternalIP")
 	return nil
 }
 
