@@ -82,7 +82,11 @@ func Run(ctx context.Context, o Options, d Deps) (err error) {
 	if err != nil {
 		return fmt.Errorf("build api client: %w", err)
 	}
+	srv := server.New(alloc, server.Config{SocketPath: o.SocketPath, GCMinAge: o.CNIGCMinAge, Metrics: m, Log: log.WithName("server")})
 	g, ctx := errgroup.WithContext(ctx)
+	// Probes are answered from the start: live while caches sync, ready once
+	// the socket is served and the pool was synced.
+	g.Go(func() error { return server.ServeTCP(ctx, o.HealthAddr, server.HealthHandler(srv, alloc.Synced)) })
 	g.Go(func() error { return c.Start(ctx) })
 	if !c.WaitForCacheSync(ctx) {
 		return fmt.Errorf("sync caches of node %s: %w", o.NodeName, errors.Join(ctx.Err(), g.Wait()))
@@ -100,12 +104,10 @@ func Run(ctx context.Context, o Options, d Deps) (err error) {
 		log.Error(err, "Failed to reconcile allocations with the host; continuing with the stored record")
 	}
 	syncer := poolsync.New(poolsync.Config{NodeName: o.NodeName, Cache: c, Client: direct, Allocator: alloc, Log: log.WithName("poolsync")})
-	srv := server.New(alloc, server.Config{SocketPath: o.SocketPath, GCMinAge: o.CNIGCMinAge, Metrics: m, Log: log.WithName("server")})
 	g.Go(func() error { return syncer.Run(ctx) })
 	g.Go(func() error { return srv.Run(ctx) })
 	g.Go(func() error { collector.Run(ctx, o.GCGrace/2); return nil })
 	g.Go(func() error { return server.ServeTCP(ctx, o.MetricsAddr, server.MetricsHandler(d.Registry)) })
-	g.Go(func() error { return server.ServeTCP(ctx, o.IntrospectionAddr, server.IntrospectionHandler(alloc)) })
 	g.Go(func() error { snatLoop(ctx, o, d, alloc, log.WithName("snat")); return nil })
 	g.Go(func() error { installLoop(ctx, d.Installer, alloc, log.WithName("install")); return nil })
 	log.Info("Started the node agent", "node", o.NodeName, "socket", o.SocketPath, "allocations", len(st.List()))

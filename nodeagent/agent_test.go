@@ -82,7 +82,7 @@ func TestAgentServes250PodsBurstOnAnEmptyNode(t *testing.T) {
 	defer func() { _ = os.RemoveAll(dir) }()
 	o := DefaultOptions()
 	o.NodeName, o.SocketPath, o.StateDir = node, filepath.Join(dir, "agent.sock"), filepath.Join(dir, "state")
-	o.MetricsAddr, o.IntrospectionAddr = "", ""
+	o.MetricsAddr, o.HealthAddr = "", ""
 	inst := &fakeInstaller{}
 	done := make(chan error, 1)
 	go func() {
@@ -148,7 +148,7 @@ func TestAgentReleasesIPsOfDeletedPods(t *testing.T) {
 	defer func() { _ = os.RemoveAll(dir) }()
 	o := DefaultOptions()
 	o.NodeName, o.SocketPath, o.StateDir = node, filepath.Join(dir, "agent.sock"), filepath.Join(dir, "state")
-	o.MetricsAddr, o.IntrospectionAddr, o.GCGrace = "", "", time.Second
+	o.MetricsAddr, o.HealthAddr, o.GCGrace = "", "", time.Second
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, o, Deps{RestConfig: env.Config, Registry: prometheus.NewRegistry(), Log: testr.New(t)})

@@ -18,6 +18,17 @@ import (
 	"github.com/nicpool/nicpool/nodeagent/gc"
 	"github.com/nicpool/nicpool/nodeagent/install"
 	"github.com/nicpool/nicpool/nodeagent/ipam"
+	"github.com/nicpool/nicpool/nodeagent/server"
+)
+
+// Default ports of the agent's TCP endpoints. The agent runs in the host
+// network, so they are node ports: outside the ones node-exporter (9100)
+// and kubelet, kube-proxy and the API server use.
+const (
+	// DefaultMetricsPort serves /metrics.
+	DefaultMetricsPort = "9545"
+	// DefaultHealthPort serves the kubelet's probes on 127.0.0.1.
+	DefaultHealthPort = "9546"
 )
 
 // Options are the agent's command-line settings; BindFlags documents each
@@ -41,7 +52,7 @@ type Options struct {
 	CNIVersion         string
 	MTU                int
 	MetricsAddr        string
-	IntrospectionAddr  string
+	HealthAddr         string
 	Uninstall          bool
 	ShowVersion        bool
 }
@@ -62,8 +73,8 @@ func DefaultOptions() Options {
 		CNIConfFileName:   "10-nicpool.conflist",
 		CNIBinary:         "/usr/local/bin/nicpool",
 		CNIVersion:        install.AutoCNIVersion,
-		MetricsAddr:       ":9100",
-		IntrospectionAddr: "127.0.0.1:9101",
+		MetricsAddr:       "127.0.0.1:" + DefaultMetricsPort,
+		HealthAddr:        "127.0.0.1:" + DefaultHealthPort,
 	}
 }
 
@@ -88,8 +99,11 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CNIBinary, "cni-binary", o.CNIBinary, "the nicpool CNI plugin inside the image, copied to --cni-bin-dir")
 	fs.StringVar(&o.CNIVersion, "cni-version", o.CNIVersion, "cniVersion of the conflist: auto (the newest the node's container runtime and chained plugins speak) or an explicit version such as 1.0.0")
 	fs.IntVar(&o.MTU, "mtu", o.MTU, "MTU of pod interfaces; 0 lets the plugin use the node's primary interface MTU")
-	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "address of the Prometheus /metrics endpoint; empty disables it")
-	fs.StringVar(&o.IntrospectionAddr, "introspection-addr", o.IntrospectionAddr, "localhost address of the read-only introspection endpoint; empty disables it")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", o.MetricsAddr, "host:port of the Prometheus /metrics endpoint, e.g. the node's IP (the DaemonSet passes $(NODE_IP)); 0.0.0.0:port listens on every node address; empty disables it")
+	fs.StringVar(&o.HealthAddr, "health-addr", o.HealthAddr, "loopback host:port of the kubelet's probes ("+server.PathLive+", "+server.PathReady+"); empty disables it")
+	// Kept so manifests that still pass it start; the value is unused.
+	fs.String("introspection-addr", "", "ignored")
+	_ = fs.MarkDeprecated("introspection-addr", "introspection is served on the agent's unix socket only (GET "+server.PathAllocations+"); the flag is ignored")
 	fs.BoolVar(&o.Uninstall, "uninstall", false, "withdraw the CNI configuration, remove the SNAT chain and exit")
 	fs.BoolVar(&o.ShowVersion, "version", false, "print the version and exit")
 }
@@ -114,8 +128,11 @@ func (o *Options) Validate() error {
 		// cannot do before the CNI config is installed.
 		errs = append(errs, errors.New("--warm-ip-target and --min-ip-target are both 0: the node would never get its first IP"))
 	}
-	if err := loopbackAddr(o.IntrospectionAddr); err != nil {
-		errs = append(errs, fmt.Errorf("--introspection-addr: %w", err))
+	if err := loopbackAddr(o.HealthAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--health-addr: %w", err))
+	}
+	if err := deliberateAddr(o.MetricsAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--metrics-addr: %w", err))
 	}
 	if o.CNIGCMinAge < 0 {
 		errs = append(errs, fmt.Errorf("--cni-gc-min-age %s must not be negative", o.CNIGCMinAge))
@@ -143,7 +160,8 @@ func (o *Options) Validate() error {
 }
 
 // loopbackAddr accepts "" (disabled) or a host:port on a loopback address:
-// the introspection endpoint shows pod names and must not leave the node.
+// the probes are the kubelet's business (it probes 127.0.0.1 on the host
+// network), nobody else's.
 func loopbackAddr(addr string) error {
 	if addr == "" {
 		return nil
@@ -157,6 +175,27 @@ func loopbackAddr(addr string) error {
 	}
 	if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
 		return fmt.Errorf("%q is not a loopback address", addr)
+	}
+	return nil
+}
+
+// deliberateAddr accepts "" (disabled) or a host:port naming its host: the
+// agent runs in the host's network namespace, so ":port" would expose the
+// endpoint on every node address by accident. "0.0.0.0:port" says so
+// explicitly.
+func deliberateAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("parse %q: %w", addr, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%q names no host and would listen on every node address: give the node's IP (or 0.0.0.0 to mean every address)", addr)
+	}
+	if port == "" || port == "0" {
+		return fmt.Errorf("%q names no port", addr)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"net"
 	"strings"
 	"testing"
 
@@ -24,9 +25,14 @@ func TestOptionsValidate(t *testing.T) {
 		{"cni version explicit", []string{"--node-name=n1", "--cni-version=1.0.0"}, ""},
 		{"cni version unknown", []string{"--node-name=n1", "--cni-version=2.0.0"}, "--cni-version"},
 		{"no warm and no min target", []string{"--node-name=n1", "--warm-ip-target=0", "--min-ip-target=0"}, "never get its first IP"},
-		{"introspection off the node", []string{"--node-name=n1", "--introspection-addr=0.0.0.0:9101"}, "not a loopback"},
-		{"introspection on localhost", []string{"--node-name=n1", "--introspection-addr=localhost:9101"}, ""},
-		{"introspection disabled", []string{"--node-name=n1", "--introspection-addr="}, ""},
+		{"old introspection flag is accepted and ignored", []string{"--node-name=n1", "--introspection-addr=0.0.0.0:9101"}, ""},
+		{"health probes off the node", []string{"--node-name=n1", "--health-addr=0.0.0.0:9546"}, "not a loopback"},
+		{"health probes on localhost", []string{"--node-name=n1", "--health-addr=localhost:9546"}, ""},
+		{"health probes disabled", []string{"--node-name=n1", "--health-addr="}, ""},
+		{"metrics on every address by accident", []string{"--node-name=n1", "--metrics-addr=:9545"}, "names no host"},
+		{"metrics on every address deliberately", []string{"--node-name=n1", "--metrics-addr=0.0.0.0:9545"}, ""},
+		{"metrics on the node IP", []string{"--node-name=n1", "--metrics-addr=10.0.0.4:9545"}, ""},
+		{"metrics disabled", []string{"--node-name=n1", "--metrics-addr="}, ""},
 		{"min above max", []string{"--node-name=n1", "--min-ip-target=50", "--max-ips=20"}, "minimum IP target 50"},
 	}
 	for _, tt := range tests {
@@ -46,5 +52,26 @@ func TestOptionsValidate(t *testing.T) {
 				t.Errorf("Validate() = %v, want an error mentioning %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// The defaults must not expose anything on the node's addresses, nor take
+// node-exporter's port.
+func TestDefaultEndpoints(t *testing.T) {
+	o := DefaultOptions()
+	for name, addr := range map[string]string{"metrics": o.MetricsAddr, "health": o.HealthAddr} {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatalf("%s default %q: %v", name, addr, err)
+		}
+		if host != "127.0.0.1" {
+			t.Errorf("%s default %q is not on the loopback address", name, addr)
+		}
+		if port == "9100" {
+			t.Errorf("%s default %q collides with node-exporter (9100)", name, addr)
+		}
+	}
+	if o.MetricsAddr == o.HealthAddr {
+		t.Errorf("metrics and health share %s", o.MetricsAddr)
 	}
 }

@@ -90,6 +90,14 @@ func New(st store.Store, cfg Config) *Allocator {
 	}
 }
 
+// Synced reports whether the pool has been observed at least once
+// (UpdatePool was called).
+func (a *Allocator) Synced() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.synced
+}
+
 // DemandChanged fires when the spec PlanSpec would return may have changed
 // (waiters arrived or left, an IP was released); the syncer then replans.
 func (a *Allocator) DemandChanged() <-chan struct{} { return a.demand }

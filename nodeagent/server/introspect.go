@@ -13,7 +13,8 @@ import (
 	"github.com/nicpool/nicpool/nodeagent/store"
 )
 
-// PathAllocations is the introspection route listing who holds which IP.
+// PathAllocations is the introspection route listing who holds which IP,
+// served on the agent's unix socket (mode 0600, directory 0700: root only).
 const PathAllocations = "/v1/allocations"
 
 // AllocationsResponse is the body of GET /v1/allocations.
@@ -22,17 +23,13 @@ type AllocationsResponse struct {
 	Allocations []store.Record `json:"allocations"`
 }
 
-// IntrospectionHandler serves GET /v1/allocations (read-only).
-func IntrospectionHandler(alloc Allocator) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+PathAllocations, func(w http.ResponseWriter, _ *http.Request) {
-		recs := alloc.Records()
-		if recs == nil {
-			recs = []store.Record{}
-		}
-		writeJSON(w, http.StatusOK, AllocationsResponse{Allocations: recs})
-	})
-	return mux
+// allocations serves GET /v1/allocations (read-only) on the socket.
+func (s *Server) allocations(w http.ResponseWriter, _ *http.Request) {
+	recs := s.alloc.Records()
+	if recs == nil {
+		recs = []store.Record{}
+	}
+	writeJSON(w, http.StatusOK, AllocationsResponse{Allocations: recs})
 }
 
 // MetricsHandler serves the registry's metrics on /metrics.

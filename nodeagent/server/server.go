@@ -1,5 +1,6 @@
-// Package server serves the agentapi contract to the CNI plugin over a unix
-// socket, and the read-only introspection endpoint on localhost.
+// Package server serves the agentapi contract to the CNI plugin and the
+// read-only introspection endpoint over the agent's root-only unix socket,
+// and metrics and the kubelet's probes over TCP.
 package server
 
 import (
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -67,9 +69,13 @@ const (
 
 // Server is the plugin-facing API.
 type Server struct {
-	cfg   Config
-	alloc Allocator
+	cfg     Config
+	alloc   Allocator
+	serving atomic.Bool
 }
+
+// Serving reports whether Run is listening on the socket.
+func (s *Server) Serving() bool { return s.serving.Load() }
 
 // New returns a server for alloc.
 func New(alloc Allocator, cfg Config) *Server {
@@ -133,7 +139,11 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: ReadHeaderTimeout, IdleTimeout: s.cfg.IdleTimeout}
-	return serve(ctx, ln, srv, func() { _ = os.Remove(s.cfg.SocketPath) })
+	s.serving.Store(true)
+	return serve(ctx, ln, srv, func() {
+		s.serving.Store(false)
+		_ = os.Remove(s.cfg.SocketPath)
+	})
 }
 
 // serve runs srv on ln until ctx ends; cleanup runs after shutdown.
@@ -165,6 +175,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+agentapi.PathCheck, s.check)
 	mux.HandleFunc("GET "+agentapi.PathStatus, s.status)
 	mux.HandleFunc("POST "+agentapi.PathGC, s.gc)
+	// Introspection lists pod names, container IDs and netns paths: it is
+	// served only here, on the root-only socket.
+	mux.HandleFunc("GET "+PathAllocations, s.allocations)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &agentapi.Error{Code: agentapi.CodeInvalidFields, Message: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 	})

@@ -216,23 +216,38 @@ func TestStaleSocketIsReplacedButOtherFilesAreNot(t *testing.T) {
 	}
 }
 
-func TestIntrospection(t *testing.T) {
-	c, alloc, _ := startServer(t, []string{"10.1.0.10"})
+// socketHTTP returns an http.Client that talks to the agent's socket.
+func socketHTTP(sock string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+}
+
+// Introspection (pod names, container IDs, netns paths) is served on the
+// root-only socket, not on a TCP port any local user can reach.
+func TestIntrospectionOnTheSocket(t *testing.T) {
+	c, _, sock := startServer(t, []string{"10.1.0.10"})
 	if _, err := c.Allocate(context.Background(), agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: key("x"), PodNamespace: "ns", PodName: "p"}}); err != nil {
 		t.Fatal(err)
 	}
-	rec := httptest.NewRecorder()
-	IntrospectionHandler(alloc).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, PathAllocations, nil))
-	var got AllocationsResponse
-	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || len(got.Allocations) != 1 || got.Allocations[0].PodName != "p" {
-		t.Errorf("GET %s = %d %s", PathAllocations, rec.Code, rec.Body.String())
+	hc := socketHTTP(sock)
+	resp, err := hc.Get("http://agent" + PathAllocations)
+	if err != nil {
+		t.Fatal(err)
 	}
-	rec = httptest.NewRecorder()
-	IntrospectionHandler(alloc).ServeHTTP(rec, httptest.NewRequest(http.MethodPost, PathAllocations, nil))
-	if rec.Code == http.StatusOK {
+	defer func() { _ = resp.Body.Close() }()
+	var got AllocationsResponse
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK || len(got.Allocations) != 1 || got.Allocations[0].PodName != "p" {
+		t.Errorf("GET %s = %d %+v (%v)", PathAllocations, resp.StatusCode, got, err)
+	}
+	post, err := hc.Post("http://agent"+PathAllocations, "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = post.Body.Close()
+	if post.StatusCode == http.StatusOK {
 		t.Errorf("introspection accepted a POST")
 	}
-
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }

@@ -10,35 +10,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
-
 	"github.com/nicpool/nicpool/nodeagent/server"
 )
 
-// introspectionAddr is where every agent serves its read-only view, on the
-// loopback of its own VM namespace.
-const introspectionAddr = "127.0.0.1:9101"
-
 // AgentAllocations returns the IPs the VM's agent records as held, keyed by
-// IP, with the container ID holding each, read from its introspection
-// endpoint inside the VM namespace.
+// IP, with the container ID holding each, read from the introspection
+// route on the agent's unix socket.
 func (tb *Testbed) AgentAllocations(ctx context.Context, vm *VM) (map[string]string, error) {
-	transport := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := vm.NS.Do(func(ns.NetNS) error {
-			var err error
-			if c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr); err != nil {
-				return fmt.Errorf("dial %s: %w", addr, err)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("in %s: %w", vm.NS.Name, err)
-		}
-		return c, nil
+	transport := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "unix", vm.SocketPath)
 	}}
 	defer transport.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+introspectionAddr+server.PathAllocations, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://nicpool-agent"+server.PathAllocations, nil)
 	if err != nil {
 		return nil, fmt.Errorf("build introspection request: %w", err)
 	}

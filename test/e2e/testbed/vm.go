@@ -155,7 +155,6 @@ func (tb *Testbed) newVM(ctx context.Context, i int, apiServer string) (*VM, err
 			"--cni-binary=" + filepath.Join(tb.cfg.BinDir, "nicpool"),
 			"--non-masquerade-cidrs=" + PeerCIDR + "," + OnPremCIDR,
 			"--metrics-addr=127.0.0.1:9100",
-			"--introspection-addr=" + introspectionAddr,
 		}, tb.cfg.AgentArgs...),
 	}
 	return vm, nil
