@@ -60,21 +60,21 @@ type Options struct {
 // DefaultOptions returns the defaults the flags start from.
 func DefaultOptions() Options {
 	return Options{
-		NodeName:          os.Getenv("NODE_NAME"),
-		SocketPath:        agentapi.DefaultSocketPath,
-		StateDir:          "/var/lib/nicpool",
-		Policy:            pool.DefaultConfig(),
-		AllocTimeout:      ipam.DefaultAllocTimeout,
-		GCGrace:           gc.DefaultGrace,
-		CNIGCMinAge:       10 * time.Second,
-		SNATInterval:      30 * time.Second,
-		CNIBinDir:         "/opt/cni/bin",
-		CNIConfDir:        "/etc/cni/net.d",
-		CNIConfFileName:   "10-nicpool.conflist",
-		CNIBinary:         "/usr/local/bin/nicpool",
-		CNIVersion:        install.AutoCNIVersion,
-		MetricsAddr:       "127.0.0.1:" + DefaultMetricsPort,
-		HealthAddr:        "127.0.0.1:" + DefaultHealthPort,
+		NodeName:        os.Getenv("NODE_NAME"),
+		SocketPath:      agentapi.DefaultSocketPath,
+		StateDir:        "/var/lib/nicpool",
+		Policy:          pool.DefaultConfig(),
+		AllocTimeout:    ipam.DefaultAllocTimeout,
+		GCGrace:         gc.DefaultGrace,
+		CNIGCMinAge:     10 * time.Second,
+		SNATInterval:    30 * time.Second,
+		CNIBinDir:       "/opt/cni/bin",
+		CNIConfDir:      "/etc/cni/net.d",
+		CNIConfFileName: "10-nicpool.conflist",
+		CNIBinary:       "/usr/local/bin/nicpool",
+		CNIVersion:      install.AutoCNIVersion,
+		MetricsAddr:     "127.0.0.1:" + DefaultMetricsPort,
+		HealthAddr:      "127.0.0.1:" + DefaultHealthPort,
 	}
 }
 
