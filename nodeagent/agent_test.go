@@ -157,7 +157,9 @@ func TestAgentReleasesIPsOfDeletedPods(t *testing.T) {
 
 	c := agentapi.NewClient(o.SocketPath)
 	key := agentapi.AttachmentKey{ContainerID: "doomed-ctr", IfName: "eth0"}
-	att := agentapi.Attachment{AttachmentKey: key, PodNamespace: "default", PodName: "doomed"}
+	// With the UID, the pod is matched by it: the agent's pod lister must
+	// report UIDs or the living pod's IP would be released below.
+	att := agentapi.Attachment{AttachmentKey: key, PodNamespace: "default", PodName: "doomed", PodUID: string(pod.UID)}
 	eventually(t, "the pod gets an IP", func() bool {
 		_, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: att})
 		return err == nil

@@ -43,8 +43,9 @@ func TestAgentArgsParse(t *testing.T) {
 			parse(t, src.render(t)).one(t, "DaemonSet", &ds)
 			args := ds.Spec.Template.Spec.Containers[0].Args
 			for i, a := range args {
-				// The kubelet expands $(NODE_NAME) from the container's env.
-				args[i] = strings.ReplaceAll(a, "$(NODE_NAME)", "node-1")
+				// The kubelet expands $(NODE_NAME) and $(NODE_IP) from the
+				// container's env.
+				args[i] = strings.NewReplacer("$(NODE_NAME)", "node-1", "$(NODE_IP)", "10.0.0.4").Replace(a)
 			}
 			o := nodeagent.DefaultOptions()
 			fs := pflag.NewFlagSet("nicpool-agent", pflag.ContinueOnError)
