@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -37,11 +36,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/nicpool-operator", "./cmd/nicpool-agent", "./cmd/nicpool")
-	cmd.Dir = testenv.RepoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Printf("build binaries: %v\n%s", err, out)
+	if err := testbed.BuildBinaries(dir); err != nil {
+		fmt.Println(err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -31,6 +32,8 @@ type forwarder struct {
 	closed bool
 	links  map[*link]struct{}
 	wg     sync.WaitGroup
+
+	acceptErrors atomic.Int64 // accept failures waited out, for tests
 }
 
 // link is one bridged connection.
@@ -71,6 +74,7 @@ func (f *forwarder) acceptLoop() {
 			return
 		}
 		if err != nil {
+			f.acceptErrors.Add(1)
 			f.logf("Forwarder to %s failed to accept, retrying in %s: %v", f.addr, backoff, err)
 			time.Sleep(backoff)
 			backoff = min(2*backoff, time.Second)
