@@ -105,8 +105,12 @@ func hostDirs() ([]string, error) {
 }
 
 // removeHostDirs removes directories hostDirs created; each must be empty
-// (the per-node content lives elsewhere, bind-mounted over it).
+// (the per-node content lives elsewhere, bind-mounted over it). While
+// another cluster runs on the machine they stay: its nodes mount over them.
 func removeHostDirs(dirs []string) error {
+	if otherClusterRunning() {
+		return nil
+	}
 	var errs []error
 	for _, d := range dirs {
 		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -137,4 +141,24 @@ func Leftovers() []string {
 		}
 	}
 	return out
+}
+
+// otherClusterRunning reports whether a live process other than this one
+// owns node cgroups.
+func otherClusterRunning() bool {
+	entries, _ := os.ReadDir(filepath.Join(cgroupV1Root, "pids"))
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), cgroupPrefix)
+		if !ok {
+			continue
+		}
+		pidStr, _, _ := strings.Cut(rest, "-")
+		if pidStr == fmt.Sprint(os.Getpid()) {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + pidStr); err == nil {
+			return true
+		}
+	}
+	return false
 }

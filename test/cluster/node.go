@@ -66,6 +66,8 @@ func (n *Node) Exec(argv ...string) (string, error) { return run(n.enter(argv...
 func (c *Cluster) newNode(vm *testbed.VM) (*Node, error) {
 	n := &Node{Name: vm.Name, VM: vm, Dir: filepath.Join(c.cfg.WorkDir, "nodes", vm.Name),
 		cgroup: fmt.Sprintf("%s%d-%s", cgroupPrefix, os.Getpid(), vm.Name)}
+	// The testbed's helpers (AgentAllocations) find the agent's socket here.
+	vm.SocketPath = n.HostPath("/run/nicpool/agent.sock")
 	for _, mp := range mountPoints {
 		if err := os.MkdirAll(filepath.Join(n.Dir, mountDirName(mp)), 0o755); err != nil {
 			return nil, fmt.Errorf("create node directory: %w", err)

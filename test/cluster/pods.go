@@ -2,19 +2,14 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/nicpool/nicpool/api/v1alpha1"
-	"github.com/nicpool/nicpool/nodeagent/server"
 )
 
 // Node returns the node of that name, or nil.
@@ -82,35 +77,10 @@ func (n *Node) ProcessesNamed(comm string) []int {
 	return pids
 }
 
-// agentIntrospectionAddr is where the chart's agent serves its read-only
-// view, on the node's loopback (agent.introspectionPort).
-const agentIntrospectionAddr = "127.0.0.1:9546"
-
 // AgentAllocations returns the IPs the node's agent records as held, with
-// the container holding each, from its introspection endpoint.
+// the container holding each, read on the agent's socket in the node's /run.
 func (c *Cluster) AgentAllocations(ctx context.Context, n *Node) (map[string]string, error) {
-	transport := &http.Transport{DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-		return dialIn(ctx, n.VM.NS, addr)
-	}}
-	defer transport.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+agentIntrospectionAddr+server.PathAllocations, nil)
-	if err != nil {
-		return nil, fmt.Errorf("build introspection request: %w", err)
-	}
-	resp, err := (&http.Client{Transport: transport, Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("read allocations of %s: %w", n.Name, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var body server.AllocationsResponse
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("decode allocations of %s: %w", n.Name, err)
-	}
-	held := map[string]string{}
-	for _, r := range body.Allocations {
-		held[r.IP] = r.ContainerID
-	}
-	return held, nil
+	return c.TB.AgentAllocations(ctx, n.VM)
 }
 
 // NICIPs maps every nicpool IP configuration's address, as the simulated ARM
