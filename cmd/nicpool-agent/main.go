@@ -23,6 +23,7 @@ import (
 
 	"github.com/nicpool/nicpool/nodeagent"
 	"github.com/nicpool/nicpool/nodeagent/install"
+	"github.com/nicpool/nicpool/nodeagent/poolsync"
 	"github.com/nicpool/nicpool/nodeagent/snat"
 )
 
@@ -82,6 +83,10 @@ func run() error {
 
 	restCfg, err := restConfig(o.Kubeconfig)
 	if err != nil {
+		return err
+	}
+	// Notice a dead API server connection within seconds, not client-go's 45 s.
+	if restCfg, err = poolsync.HealthChecked(restCfg, poolsync.DefaultHealth); err != nil {
 		return err
 	}
 	// --cni-version=auto reads the node's container runtime from its Node.

@@ -20,6 +20,11 @@ import (
 const (
 	DefaultDebounce = 100 * time.Millisecond
 	DefaultResync   = 10 * time.Second
+	// DefaultRequestTimeout bounds one spec patch: on a connection that died
+	// after the patch was sent, it fails and is retried (on a new connection
+	// once the transport's health check dropped the dead one) instead of
+	// waiting for the kernel to give up.
+	DefaultRequestTimeout = 15 * time.Second
 )
 
 // Config configures a Syncer.
@@ -37,6 +42,8 @@ type Config struct {
 	// Resync replans periodically, so idle IPs go back once their cooldown
 	// has passed even when nothing else happens.
 	Resync time.Duration
+	// RequestTimeout bounds each write to the API server.
+	RequestTimeout time.Duration
 	// Log receives progress.
 	Log logr.Logger
 }
@@ -54,6 +61,9 @@ func New(cfg Config) *Syncer {
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = DefaultResync
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
 	}
 	return &Syncer{cfg: cfg, trigger: make(chan struct{}, 1)}
 }
@@ -138,7 +148,9 @@ func (s *Syncer) SyncOnce(ctx context.Context) error {
 	base := np.DeepCopy()
 	np.Spec.RequestedIPCount = int32(plan.Requested)
 	np.Spec.IPsNotInUse = toAddresses(plan.NotInUse)
-	err = s.cfg.Client.Patch(ctx, &np, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	err = s.cfg.Client.Patch(pctx, &np, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 	switch {
 	case apierrors.IsConflict(err):
 		s.kick()
