@@ -180,16 +180,25 @@ func applyPlan(nic *armnetwork.Interface, p plan, subnetID string) []*armnetwork
 
 // publishIPs lists the nicpool configurations on the NIC that status.ips
 // offers the agent, sorted by IP: every one with an IP, adopted ones included,
-// except a configuration holding an address the agent still lists in
-// ipsNotInUse for another configuration. It is withheld until the agent drops
-// that address, so the agent never mistakes it for the one it released.
-func publishIPs(configs []ipConfig, released map[string]bool, published map[string]string) []nicpoolv1.PoolIP {
+// except
+//   - a configuration holding an address the agent still lists in
+//     ipsNotInUse for another configuration. It is withheld until the agent
+//     drops that address, so the agent never mistakes it for the one it
+//     released;
+//   - unless settled (the NIC's provisioningState is Succeeded), a
+//     configuration status.ips did not already list: a write still running,
+//     or one whose operation ended Failed, lists its configurations on the
+//     NIC before (or without) the fabric delivering them.
+func publishIPs(configs []ipConfig, released map[string]bool, published map[string]string, settled bool) []nicpoolv1.PoolIP {
 	var out []nicpoolv1.PoolIP
 	for _, c := range configs {
 		if !c.owned() || c.IP == "" {
 			continue
 		}
 		if released[c.IP] && published[c.IP] != c.Name {
+			continue
+		}
+		if !settled && published[c.IP] != c.Name {
 			continue
 		}
 		out = append(out, nicpoolv1.PoolIP{IP: nicpoolv1.IPv4Address(c.IP), IPConfiguration: c.Name})

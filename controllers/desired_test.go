@@ -98,7 +98,7 @@ func TestApplyPlanKeepsOthers(t *testing.T) {
 	if *last.PrivateIPAllocationMethod != armnetwork.IPAllocationMethodDynamic || *last.Subnet.ID != "/sub/s" || *last.Primary {
 		t.Errorf("new config = %+v, want dynamic, non-primary on /sub/s", last)
 	}
-	owned := publishIPs(nicConfigs(nic), nil, nil)
+	owned := publishIPs(nicConfigs(nic), nil, nil, true)
 	if len(owned) != 2 || owned[0].IP != "10.0.0.5" || owned[1].IPConfiguration != "nicpool-b" {
 		t.Errorf("ownedIPs = %+v", owned)
 	}
@@ -110,16 +110,20 @@ func TestPublishIPs(t *testing.T) {
 		name      string
 		released  map[string]bool
 		published map[string]string
+		unsettled bool
 		want      []string
 	}{
 		{name: "adopts unpublished configs", want: []string{"10.0.0.5", "10.0.0.6"}},
 		{name: "released and published stays listed until removed", released: map[string]bool{"10.0.0.5": true}, published: map[string]string{"10.0.0.5": "nicpool-000"}, want: []string{"10.0.0.5", "10.0.0.6"}},
 		{name: "recycled address withheld", released: map[string]bool{"10.0.0.5": true}, published: map[string]string{"10.0.0.5": "nicpool-gone"}, want: []string{"10.0.0.6"}},
+		{name: "unsettled NIC: only what status already listed", unsettled: true, published: map[string]string{"10.0.0.6": "nicpool-001"}, want: []string{"10.0.0.6"}},
+		{name: "unsettled NIC: an address listed under another name is withheld", unsettled: true, published: map[string]string{"10.0.0.5": "nicpool-gone"}, want: nil},
+		{name: "unsettled NIC, nothing listed before", unsettled: true, want: nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, p := range publishIPs(cfgs, tt.released, tt.published) {
+			for _, p := range publishIPs(cfgs, tt.released, tt.published, !tt.unsettled) {
 				got = append(got, string(p.IP))
 			}
 			if !slices.Equal(got, tt.want) {

@@ -35,6 +35,9 @@ var (
 		Name: "nicpool_arm_request_duration_seconds", Help: "ARM HTTP call latency by operation.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
 	}, []string{"operation"})
+	nodeIPsWithheld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "nicpool_node_ips_withheld", Help: "nicpool IPs on each node's NIC left out of its pool's status because the write that added them is still running or ended Failed.",
+	}, []string{"node"})
 	reconcileLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "nicpool_reconcile_duration_seconds", Help: "NodeIPPool reconcile latency by result.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
@@ -42,7 +45,8 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(poolsByCondition, nodeIPs, vnetIPs, vnetQuotaUsed, vnetQuotaLimit, armCalls, armLatency, reconcileLatency)
+	metrics.Registry.MustRegister(poolsByCondition, nodeIPs, vnetIPs, vnetQuotaUsed, vnetQuotaLimit, armCalls, armLatency, reconcileLatency,
+		nodeIPsWithheld)
 }
 
 // ObserveARMCall records one ARM HTTP call; it is azure.Config.Observer.
@@ -78,6 +82,7 @@ func (t *conditionTracker) update(pool string, status *nicpoolv1.NodeIPPoolStatu
 	if status == nil {
 		delete(t.pools, pool)
 		nodeIPs.DeleteLabelValues(pool)
+		nodeIPsWithheld.DeleteLabelValues(pool)
 		return
 	}
 	conds := make([]metav1.Condition, len(status.Conditions))

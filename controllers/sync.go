@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
@@ -12,8 +14,10 @@ import (
 )
 
 // syncNIC makes one NIC write with every addition and removal the pool needs,
-// re-reading and recomputing on 412, and records the NIC's nicpool IPs in the
-// status. Quota is reserved before the write and settled after it.
+// re-reading and recomputing on 412, and records in the status the NIC's
+// nicpool IPs whose write succeeded. Quota is reserved before the write and
+// settled after it. A NIC whose provisioningState says a write is still
+// running is only read.
 func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, o *outcome) (ctrl.Result, error) {
 	vnet, subnetID := pool.Status.VNetID, pool.Status.SubnetID
 	released, published := agentView(pool)
@@ -23,6 +27,11 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 	var res ctrl.Result
 	var err error
 	for attempt := 1; ; attempt++ {
+		if azure.NICProvisioning(nic) == azure.ProvisioningInProgress {
+			r.Ledger.Settle(pool.Name, vnet, countOwned(nicConfigs(nic)))
+			res = r.writeRunning(pool, nic, o)
+			break
+		}
 		configs := nicConfigs(nic)
 		grant := r.Ledger.Reserve(pool.Name, vnet, countOwned(configs), want)
 		p := computePlan(planInput{Configs: configs, Released: released, Published: published, Grant: grant, MaxAdds: maxAdds}, r.newName)
@@ -71,12 +80,40 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 		res, err = r.armFailure(pool, o, fmt.Errorf("update nic %s of pool %s: %w", pool.Status.NICID, pool.Name, werr), true)
 		break
 	}
-	pool.Status.IPs = publishIPs(nicConfigs(nic), released, published)
-	pool.Status.AllocatedIPCount = int32(len(pool.Status.IPs))
+	if withheld := publish(pool, nic, released, published); withheld > 0 && err == nil && res.IsZero() {
+		// The NIC a write returned shows another write already running.
+		res = ctrl.Result{RequeueAfter: r.PendingRetry}
+	}
 	if err == nil && res.IsZero() && (o.limitReason == nicpoolv1.ReasonVNetLimit || o.limitReason == nicpoolv1.ReasonSubnetFull) {
 		res = ctrl.Result{RequeueAfter: r.LimitRetry}
 	}
 	return res, err
+}
+
+// writeRunning ends a pass that found a write still running on the NIC
+// (Updating): nothing is written (ARM would refuse with 409) and the NIC is
+// polled until the write settles. The LimitReached condition keeps what the
+// last pass found.
+func (r *PoolReconciler) writeRunning(pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, o *outcome) ctrl.Result {
+	o.readyReason = ReasonPending
+	o.readyMsg = fmt.Sprintf("NIC %s is in provisioningState %s: a write is still running; the IPs it adds are withheld until it succeeds",
+		deref(nic.ID), azure.NICProvisioningState(nic))
+	if c := meta.FindStatusCondition(pool.Status.Conditions, nicpoolv1.ConditionLimitReached); c != nil && c.Status == metav1.ConditionTrue {
+		o.limitReason, o.limitMsg = c.Reason, c.Message
+	}
+	return ctrl.Result{RequeueAfter: r.PendingRetry}
+}
+
+// publish records in the status the NIC's nicpool IPs whose write succeeded,
+// and returns how many others it withheld.
+func publish(pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, released map[string]bool, published map[string]string) int {
+	configs := nicConfigs(nic)
+	settled := azure.NICProvisioning(nic) == azure.ProvisioningSucceeded
+	pool.Status.IPs = publishIPs(configs, released, published, settled)
+	pool.Status.AllocatedIPCount = int32(len(pool.Status.IPs))
+	withheld := len(publishIPs(configs, released, published, true)) - len(pool.Status.IPs)
+	nodeIPsWithheld.WithLabelValues(pool.Name).Set(float64(withheld))
+	return withheld
 }
 
 // setLimit records why the pool gets fewer IPs than requested, if it does.
