@@ -10,7 +10,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # containernetworking-plugins: the reference plugins (portmap, bandwidth for
 # chaining; ptp + host-local as the benchmark reference).
 # util-linux: flock; ca-certificates: TLS to the module proxy.
-packages=(iptables iproute2 containernetworking-plugins util-linux ca-certificates make)
+# containerd and runc: the container runtime of the test clusters' real nodes
+# (hack/node-binaries.sh builds kubelet and kube-proxy to go with them). The
+# tests run their own containerd per node; on a machine with systemd, Debian's
+# package also enables a host containerd service, which the tests do not use.
+packages=(iptables iproute2 containernetworking-plugins util-linux ca-certificates make containerd runc)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,4 +30,5 @@ if ((${#missing[@]})); then
 fi
 
 "$root/hack/control-plane.sh"
+"$root/hack/node-binaries.sh"
 "$root/hack/tools.sh" controller-gen helm
