@@ -38,6 +38,12 @@ var (
 	nodeIPsWithheld = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "nicpool_node_ips_withheld", Help: "nicpool IPs on each node's NIC left out of its pool's status because the write that added them is still running or ended Failed.",
 	}, []string{"node"})
+	nicFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nicpool_nic_failed_total", Help: "NICs found in provisioningState Failed, by how: on a read (left so earlier), or on a write whose operation ended Failed.",
+	}, []string{"found_on"})
+	nicRepairs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nicpool_nic_repairs_total", Help: "Re-applications of a Failed NIC's configuration, by result (succeeded, failed).",
+	}, []string{"result"})
 	reconcileLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "nicpool_reconcile_duration_seconds", Help: "NodeIPPool reconcile latency by result.",
 		Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
@@ -46,7 +52,7 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(poolsByCondition, nodeIPs, vnetIPs, vnetQuotaUsed, vnetQuotaLimit, armCalls, armLatency, reconcileLatency,
-		nodeIPsWithheld)
+		nodeIPsWithheld, nicFailures, nicRepairs)
 }
 
 // ObserveARMCall records one ARM HTTP call; it is azure.Config.Observer.

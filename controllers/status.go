@@ -26,6 +26,22 @@ const (
 	ReasonPending             = "OperationPending"
 	ReasonARMError            = "ARMError"
 	ReasonHealthy             = "Healthy"
+	// ReasonProvisioningFailed (Ready=False, Degraded=True): the NIC is in
+	// provisioningState Failed and re-applying its configuration has not
+	// succeeded yet; the IPs the failed write added are withheld.
+	ReasonProvisioningFailed = "NICProvisioningFailed"
+)
+
+// How a pass came to know the NIC was left Failed (nicpool_nic_failed_total).
+const (
+	failedByRead  = "read"
+	failedByWrite = "write"
+)
+
+// Outcomes of re-applying a Failed NIC (nicpool_nic_repairs_total).
+const (
+	repairSucceeded = "succeeded"
+	repairFailed    = "failed"
 )
 
 // outcome is what one pass observed; it becomes the pool's conditions, its
@@ -43,6 +59,13 @@ type outcome struct {
 	// armErr is the ARM failure of the pass, if any.
 	armErr  error
 	armKind azure.Kind
+	// nicFailed is true when the NIC is still in provisioningState Failed
+	// at the end of the pass.
+	nicFailed bool
+	// failedBy is how the pass found the NIC Failed ("" if it did not).
+	failedBy string
+	// repair is the outcome of re-applying a Failed NIC ("" if none).
+	repair string
 }
 
 // failed records an ARM failure of the pass.
@@ -92,9 +115,16 @@ func setConditions(pool *nicpoolv1.NodeIPPool, o *outcome) {
 		set(nicpoolv1.ConditionNICNotFound, false, ReasonNICFound, "")
 	}
 	degraded := o.armErr != nil && !o.throttled && !o.nicNotFound && o.armKind != azure.KindPending
-	if degraded {
+	switch {
+	case o.nicFailed:
+		msg := "the NIC is in provisioningState Failed: the IPs its failed write added are withheld until its configuration is re-applied"
+		if o.armErr != nil {
+			msg += ": " + o.armErr.Error()
+		}
+		set(nicpoolv1.ConditionDegraded, true, ReasonProvisioningFailed, msg)
+	case degraded:
 		set(nicpoolv1.ConditionDegraded, true, ReasonARMError, o.armErr.Error())
-	} else {
+	default:
 		set(nicpoolv1.ConditionDegraded, false, ReasonHealthy, "")
 	}
 }
@@ -108,8 +138,8 @@ func truncate(s string) string {
 	return s
 }
 
-// emitEvents records Events for limit hits (when the reason changes) and for
-// ARM failures.
+// emitEvents records Events for limit hits (when the reason changes), for ARM
+// failures, and for a NIC found in provisioningState Failed and its repair.
 func (r *PoolReconciler) emitEvents(pool *nicpoolv1.NodeIPPool, prevLimit string, o *outcome) {
 	if r.Recorder == nil {
 		return
@@ -117,7 +147,16 @@ func (r *PoolReconciler) emitEvents(pool *nicpoolv1.NodeIPPool, prevLimit string
 	if o.limitReason != "" && o.limitReason != prevLimit {
 		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, "LimitReached", "Grant", "%s: %s", o.limitReason, o.limitMsg)
 	}
-	if o.armErr != nil && o.armKind != azure.KindPending {
+	if o.failedBy != "" {
+		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, ReasonProvisioningFailed, "UpdateNIC",
+			"NIC %s was left in provisioningState Failed (found on a %s): the IPs its failed write added are withheld; re-applying its configuration",
+			pool.Status.NICID, o.failedBy)
+	}
+	if o.repair == repairSucceeded {
+		r.Recorder.Eventf(pool, nil, corev1.EventTypeNormal, "NICRepaired", "UpdateNIC",
+			"re-applied the configuration of NIC %s: provisioningState Succeeded, %d IPs", pool.Status.NICID, pool.Status.AllocatedIPCount)
+	}
+	if o.armErr != nil && o.armKind != azure.KindPending && o.armKind != azure.KindOperationFailed {
 		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, "ARM"+o.armKind.String(), "UpdateNIC", "%s", truncate(o.armErr.Error()))
 	}
 }

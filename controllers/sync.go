@@ -13,39 +13,66 @@ import (
 	"github.com/nicpool/nicpool/internal/azure"
 )
 
+// syncPass is what one syncNIC decides from, and what it learned so far.
+type syncPass struct {
+	vnet, subnetID string
+	released       map[string]bool
+	published      map[string]string
+	requested      int
+	want           int
+	// maxAdds caps additions (-1: no cap): halved after each write ARM
+	// refused as full.
+	maxAdds int
+	// full is KindSubnetFull or KindTooManyIPConfigurations once ARM refused
+	// a write of this pass for that reason.
+	full azure.Kind
+	// repairTried is true once the pass wrote to a Failed NIC.
+	repairTried bool
+}
+
 // syncNIC makes one NIC write with every addition and removal the pool needs,
 // re-reading and recomputing on 412, and records in the status the NIC's
 // nicpool IPs whose write succeeded. Quota is reserved before the write and
 // settled after it. A NIC whose provisioningState says a write is still
-// running is only read.
+// running is only read; one left Failed is repaired by re-applying its
+// desired configuration, and what the failed write added stays out of the
+// status until then.
 func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, o *outcome) (ctrl.Result, error) {
-	vnet, subnetID := pool.Status.VNetID, pool.Status.SubnetID
 	released, published := agentView(pool)
 	requested := int(pool.Spec.RequestedIPCount)
-	want := min(requested, r.PerVMLimit)
-	maxAdds, full := -1, azure.KindOther
+	sp := &syncPass{
+		vnet: pool.Status.VNetID, subnetID: pool.Status.SubnetID, released: released, published: published,
+		requested: requested, want: min(requested, r.PerVMLimit), full: azure.KindOther,
+		maxAdds: -1,
+	}
 	var res ctrl.Result
 	var err error
 	for attempt := 1; ; attempt++ {
-		if azure.NICProvisioning(nic) == azure.ProvisioningInProgress {
-			r.Ledger.Settle(pool.Name, vnet, countOwned(nicConfigs(nic)))
+		state := azure.NICProvisioning(nic)
+		if state == azure.ProvisioningInProgress {
+			r.Ledger.Settle(pool.Name, sp.vnet, countOwned(nicConfigs(nic)))
 			res = r.writeRunning(pool, nic, o)
 			break
 		}
+		failed := state == azure.ProvisioningFailed
+		if failed {
+			r.foundFailed(ctx, nic, o)
+		}
 		configs := nicConfigs(nic)
-		grant := r.Ledger.Reserve(pool.Name, vnet, countOwned(configs), want)
-		p := computePlan(planInput{Configs: configs, Released: released, Published: published, Grant: grant, MaxAdds: maxAdds}, r.newName)
-		r.setLimit(o, requested, grant, p, full)
-		if p.empty() {
-			r.Ledger.Settle(pool.Name, vnet, p.Held)
+		grant := r.Ledger.Reserve(pool.Name, sp.vnet, countOwned(configs), sp.want)
+		p := computePlan(planInput{Configs: configs, Released: released, Published: published, Grant: grant, MaxAdds: sp.maxAdds}, r.newName)
+		r.setLimit(o, requested, grant, p, sp.full)
+		if p.empty() && !failed {
+			r.Ledger.Settle(pool.Name, sp.vnet, p.Held)
 			break
 		}
+		sp.repairTried = sp.repairTried || failed
 		orig := nic.Properties.IPConfigurations
-		nic.Properties.IPConfigurations = applyPlan(nic, p, subnetID)
+		nic.Properties.IPConfigurations = applyPlan(nic, p, sp.subnetID)
 		updated, werr := r.NICs.UpdateNIC(ctx, nic)
 		if werr == nil {
 			nic = updated
-			r.Ledger.Settle(pool.Name, vnet, countOwned(nicConfigs(nic)))
+			r.wrote(ctx, pool, nic, p, sp, o, failed)
 			if r.afterNICWrite != nil {
 				if herr := r.afterNICWrite(pool.Name); herr != nil {
 					return ctrl.Result{}, herr
@@ -54,40 +81,135 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 			break
 		}
 		nic.Properties.IPConfigurations = orig
-		kind := azure.Classify(werr)
+		next := r.writeRefused(ctx, pool, nic, sp, o, p, grant, werr, attempt)
 		switch {
-		case kind == azure.KindPreconditionFailed && attempt < maxWriteAttempts:
-			r.Ledger.Cancel(pool.Name)
-			if nic, werr = r.NICs.GetNIC(ctx, pool.Status.NICID); werr != nil {
-				return r.armFailure(pool, o, werr, false)
-			}
+		case next.retry != nil:
+			nic = next.retry
 			continue
-		case kind == azure.KindSubnetFull || kind == azure.KindTooManyIPConfigurations:
-			// ARM refused the whole write: try half the additions (the
-			// removals are still owed), down to none; at most ~log2(256) tries.
-			r.Ledger.Cancel(pool.Name)
-			maxAdds, full = len(p.Add)/2, kind
-			r.setLimit(o, requested, grant, p, full)
-			if len(p.Add) > 0 {
-				continue
-			}
-		case kind == azure.KindPending || kind == azure.KindOther:
-			// The write may have happened: keep the reservation until the
-			// next read of the NIC settles it.
-		default:
-			r.Ledger.Cancel(pool.Name)
+		case next.abort:
+			return next.res, next.err
 		}
-		res, err = r.armFailure(pool, o, fmt.Errorf("update nic %s of pool %s: %w", pool.Status.NICID, pool.Name, werr), true)
+		res, err = next.res, next.err
 		break
 	}
-	if withheld := publish(pool, nic, released, published); withheld > 0 && err == nil && res.IsZero() {
+	if withheld := r.publish(pool, nic, sp); withheld > 0 && err == nil && res.IsZero() {
 		// The NIC a write returned shows another write already running.
 		res = ctrl.Result{RequeueAfter: r.PendingRetry}
+	}
+	if o.repair != "" {
+		nicRepairs.WithLabelValues(o.repair).Inc()
 	}
 	if err == nil && res.IsZero() && (o.limitReason == nicpoolv1.ReasonVNetLimit || o.limitReason == nicpoolv1.ReasonSubnetFull) {
 		res = ctrl.Result{RequeueAfter: r.LimitRetry}
 	}
 	return res, err
+}
+
+// afterRefusal is what a pass does after a failed NIC write: try again with
+// retry, or end with res and err, without publishing when abort (the re-read
+// of the NIC failed, so the pass knows nothing newer than its status).
+type afterRefusal struct {
+	retry *armnetwork.Interface
+	abort bool
+	res   ctrl.Result
+	err   error
+}
+
+// writeRefused handles a failed NIC write.
+func (r *PoolReconciler) writeRefused(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, sp *syncPass, o *outcome, p plan, grant int, werr error, attempt int) afterRefusal {
+	reread := func() afterRefusal {
+		fresh, err := r.NICs.GetNIC(ctx, pool.Status.NICID)
+		if err != nil {
+			res, err := r.armFailure(pool, o, err, false)
+			return afterRefusal{abort: true, res: res, err: err}
+		}
+		return afterRefusal{retry: fresh}
+	}
+	werr = fmt.Errorf("update nic %s of pool %s: %w", pool.Status.NICID, pool.Name, werr)
+	kind := azure.Classify(werr)
+	switch {
+	case kind == azure.KindPreconditionFailed && attempt < maxWriteAttempts:
+		r.Ledger.Cancel(pool.Name)
+		return reread()
+	case kind == azure.KindSubnetFull || kind == azure.KindTooManyIPConfigurations:
+		// ARM refused the whole write: try half the additions (the removals
+		// are still owed), down to none; at most ~log2(256) tries.
+		r.Ledger.Cancel(pool.Name)
+		sp.maxAdds, sp.full = len(p.Add)/2, kind
+		r.setLimit(o, sp.requested, grant, p, sp.full)
+		if len(p.Add) > 0 {
+			return afterRefusal{retry: nic}
+		}
+	case kind == azure.KindOperationFailed:
+		// ARM applied the write and left the NIC Failed: its configurations
+		// count against the quota until a read settles them. Read it and
+		// re-apply it at once, unless this pass already tried.
+		nicFailures.WithLabelValues(failedByWrite).Inc()
+		if o.failedBy == "" {
+			o.failedBy = failedByWrite
+		}
+		if !sp.repairTried && attempt < maxWriteAttempts {
+			return reread()
+		}
+		return r.stillFailed(ctx, pool, o, werr)
+	case kind == azure.KindPending || kind == azure.KindOther:
+		// The write may have happened: keep the reservation until the
+		// next read of the NIC settles it.
+	default:
+		r.Ledger.Cancel(pool.Name)
+	}
+	res, err := r.armFailure(pool, o, werr, true)
+	switch {
+	case sp.repairTried && kind == azure.KindPending:
+		// The repair is running: the next pass sees how it ends.
+		o.nicFailed = false
+	case sp.repairTried:
+		// The repair itself was refused (throttled, conflict...): the NIC
+		// is still Failed.
+		o.nicFailed, o.repair = true, repairFailed
+	}
+	return afterRefusal{res: res, err: err}
+}
+
+// wrote records a successful NIC write: quota, and a repair.
+func (r *PoolReconciler) wrote(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, p plan, sp *syncPass, o *outcome, repair bool) {
+	r.Ledger.Settle(pool.Name, sp.vnet, countOwned(nicConfigs(nic)))
+	if !repair {
+		return
+	}
+	o.nicFailed = azure.NICProvisioning(nic) == azure.ProvisioningFailed
+	if o.nicFailed {
+		o.repair = repairFailed
+		return
+	}
+	o.repair = repairSucceeded
+	ctrl.LoggerFrom(ctx).Info("Re-applied a NIC left in provisioningState Failed", "nic", deref(nic.ID),
+		"provisioningState", azure.NICProvisioningState(nic))
+}
+
+// foundFailed records that the pass read the NIC in provisioningState
+// Failed: left so by an earlier write (before a restart, or by another
+// client), or by this pass's own write.
+func (r *PoolReconciler) foundFailed(ctx context.Context, nic *armnetwork.Interface, o *outcome) {
+	o.nicFailed = true
+	if o.failedBy == "" {
+		o.failedBy = failedByRead
+		nicFailures.WithLabelValues(failedByRead).Inc()
+	}
+	ctrl.LoggerFrom(ctx).Info("Found NIC in provisioningState Failed; re-applying its configuration",
+		"nic", deref(nic.ID), "leftBy", o.failedBy)
+}
+
+// stillFailed ends a pass whose NIC stays Failed after a repair that failed
+// too: Ready=False and Degraded=True say so, and the repair is retried after
+// LimitRetry rather than with a growing backoff, so the NIC is not left
+// Failed for long once ARM recovers.
+func (r *PoolReconciler) stillFailed(ctx context.Context, pool *nicpoolv1.NodeIPPool, o *outcome, err error) afterRefusal {
+	o.failed(ReasonProvisioningFailed, azure.KindOperationFailed, err)
+	o.nicFailed, o.repair = true, repairFailed
+	ctrl.LoggerFrom(ctx).Error(err, "Failed to repair a NIC left in provisioningState Failed; retrying later",
+		"pool", pool.Name, "retryAfter", r.LimitRetry)
+	return afterRefusal{res: ctrl.Result{RequeueAfter: r.LimitRetry}}
 }
 
 // writeRunning ends a pass that found a write still running on the NIC
@@ -106,12 +228,12 @@ func (r *PoolReconciler) writeRunning(pool *nicpoolv1.NodeIPPool, nic *armnetwor
 
 // publish records in the status the NIC's nicpool IPs whose write succeeded,
 // and returns how many others it withheld.
-func publish(pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, released map[string]bool, published map[string]string) int {
+func (r *PoolReconciler) publish(pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, sp *syncPass) int {
 	configs := nicConfigs(nic)
 	settled := azure.NICProvisioning(nic) == azure.ProvisioningSucceeded
-	pool.Status.IPs = publishIPs(configs, released, published, settled)
+	pool.Status.IPs = publishIPs(configs, sp.released, sp.published, settled)
 	pool.Status.AllocatedIPCount = int32(len(pool.Status.IPs))
-	withheld := len(publishIPs(configs, released, published, true)) - len(pool.Status.IPs)
+	withheld := len(publishIPs(configs, sp.released, sp.published, true)) - len(pool.Status.IPs)
 	nodeIPsWithheld.WithLabelValues(pool.Name).Set(float64(withheld))
 	return withheld
 }
