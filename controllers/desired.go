@@ -57,6 +57,8 @@ type plan struct {
 	Target int
 	// NICCapped is true when Azure's per-NIC cap cut the additions.
 	NICCapped bool
+	// AddCapped is true when MaxAdds cut the additions.
+	AddCapped bool
 }
 
 // empty reports whether the plan changes nothing.
@@ -87,8 +89,8 @@ func computePlan(in planInput, newName func() string) plan {
 	add := 0
 	{
 		add = max(0, in.Grant-keep)
-		if in.MaxAdds >= 0 {
-			add = min(add, in.MaxAdds)
+		if in.MaxAdds >= 0 && add > in.MaxAdds {
+			add, p.AddCapped = in.MaxAdds, true
 		}
 		room := maxIPConfigsPerNIC - (len(in.Configs) - len(p.Remove))
 		if add > room {

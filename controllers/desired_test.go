@@ -41,7 +41,7 @@ func TestComputePlan(t *testing.T) {
 		in                        planInput
 		wantAdd, wantHeld, target int
 		wantRemove                []string
-		capped                    bool
+		capped, addCapped         bool
 	}{
 		{name: "empty NIC grows to grant", in: planInput{Configs: configs(nil), Grant: 2, MaxAdds: -1}, wantAdd: 2, target: 2},
 		{name: "steady", in: planInput{Configs: configs(nil, "10.0.0.5"), Grant: 1, MaxAdds: -1}, wantHeld: 1, target: 1},
@@ -50,9 +50,10 @@ func TestComputePlan(t *testing.T) {
 		{name: "released IP on a config the agent never saw is kept", in: planInput{MaxAdds: -1, Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-old"}}, wantHeld: 2, target: 2},
 		{name: "remove and add in one plan", in: planInput{MaxAdds: -1, Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 3, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantAdd: 2, wantHeld: 2, target: 3, wantRemove: []string{"nicpool-000"}},
 		{name: "primary and foreign never removed", in: planInput{MaxAdds: -1, Configs: configs([]string{"10.0.0.9"}), Grant: 0, Released: map[string]bool{"10.0.0.4": true, "10.0.0.9": true}, Published: map[string]string{"10.0.0.4": "ipconfig1", "10.0.0.9": "foreign-0"}}, target: 0},
-		{name: "capped adds when subnet full, removals still made", in: planInput{Configs: configs(nil, "10.0.0.5"), Grant: 5, MaxAdds: 0, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantHeld: 1, target: 0, wantRemove: []string{"nicpool-000"}},
+		{name: "capped adds when subnet full, removals still made", in: planInput{Configs: configs(nil, "10.0.0.5"), Grant: 5, MaxAdds: 0, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantHeld: 1, target: 0, wantRemove: []string{"nicpool-000"}, addCapped: true},
 		{name: "NIC cap of 256 with foreign configs", in: planInput{MaxAdds: -1, Configs: configs([]string{"10.0.0.7", "10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12"}, many[:245]...), Grant: 250}, wantAdd: 4, wantHeld: 245, target: 249, capped: true},
-		{name: "adds capped after a full subnet", in: planInput{MaxAdds: 3, Configs: configs(nil), Grant: 10}, wantAdd: 3, target: 3},
+		{name: "adds capped after a full subnet", in: planInput{MaxAdds: 3, Configs: configs(nil), Grant: 10}, wantAdd: 3, target: 3, addCapped: true},
+		{name: "a cap above the grant cuts nothing", in: planInput{MaxAdds: 30, Configs: configs(nil), Grant: 10}, wantAdd: 10, target: 10},
 		{name: "names never collide", in: planInput{Configs: configs(nil), Grant: 3, MaxAdds: -1}, wantAdd: 3, target: 3},
 	}
 	for _, tt := range tests {
@@ -61,6 +62,9 @@ func TestComputePlan(t *testing.T) {
 			if len(p.Add) != tt.wantAdd || p.Held != tt.wantHeld || p.Target != tt.target || p.NICCapped != tt.capped {
 				t.Errorf("plan = add %d held %d target %d capped %v, want add %d held %d target %d capped %v",
 					len(p.Add), p.Held, p.Target, p.NICCapped, tt.wantAdd, tt.wantHeld, tt.target, tt.capped)
+			}
+			if p.AddCapped != tt.addCapped {
+				t.Errorf("plan AddCapped = %v, want %v", p.AddCapped, tt.addCapped)
 			}
 			if !slices.Equal(p.Remove, tt.wantRemove) {
 				t.Errorf("remove = %v, want %v", p.Remove, tt.wantRemove)

@@ -63,6 +63,8 @@ type PoolReconciler struct {
 	// afterNICWrite, when set, runs after each successful NIC write; an
 	// error ends the pass before the status write (tests: a crash).
 	afterNICWrite func(pool string) error
+	// subnets remembers how many addresses full subnets have left.
+	subnets subnetRoom
 }
 
 // maxWriteAttempts bounds the re-read and recompute loop on 412.

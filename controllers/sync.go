@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -20,8 +21,8 @@ type syncPass struct {
 	published      map[string]string
 	requested      int
 	want           int
-	// maxAdds caps additions (-1: no cap): halved after each write ARM
-	// refused as full.
+	// maxAdds caps additions (-1: no cap): the subnet's remembered room,
+	// then halved after each write ARM refused as full.
 	maxAdds int
 	// full is KindSubnetFull or KindTooManyIPConfigurations once ARM refused
 	// a write of this pass for that reason.
@@ -43,7 +44,7 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 	sp := &syncPass{
 		vnet: pool.Status.VNetID, subnetID: pool.Status.SubnetID, released: released, published: published,
 		requested: requested, want: min(requested, r.PerVMLimit), full: azure.KindOther,
-		maxAdds: -1,
+		maxAdds: r.subnets.maxAdds(pool.Status.SubnetID, time.Now(), r.subnetRoomTTL()),
 	}
 	var res ctrl.Result
 	var err error
@@ -61,7 +62,7 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 		configs := nicConfigs(nic)
 		grant := r.Ledger.Reserve(pool.Name, sp.vnet, countOwned(configs), sp.want)
 		p := computePlan(planInput{Configs: configs, Released: released, Published: published, Grant: grant, MaxAdds: sp.maxAdds}, r.newName)
-		r.setLimit(o, requested, grant, p, sp.full)
+		r.setLimit(o, requested, grant, p, sp.limitKind(p))
 		if p.empty() && !failed {
 			r.Ledger.Settle(pool.Name, sp.vnet, p.Held)
 			break
@@ -133,8 +134,12 @@ func (r *PoolReconciler) writeRefused(ctx context.Context, pool *nicpoolv1.NodeI
 		return reread()
 	case kind == azure.KindSubnetFull || kind == azure.KindTooManyIPConfigurations:
 		// ARM refused the whole write: try half the additions (the removals
-		// are still owed), down to none; at most ~log2(256) tries.
+		// are still owed), down to none. The subnet's refusal is remembered,
+		// so the next passes start from what it can still give.
 		r.Ledger.Cancel(pool.Name)
+		if kind == azure.KindSubnetFull {
+			r.subnets.refused(sp.subnetID, len(p.Add), time.Now())
+		}
 		sp.maxAdds, sp.full = len(p.Add)/2, kind
 		r.setLimit(o, sp.requested, grant, p, sp.full)
 		if len(p.Add) > 0 {
@@ -171,9 +176,10 @@ func (r *PoolReconciler) writeRefused(ctx context.Context, pool *nicpoolv1.NodeI
 	return afterRefusal{res: res, err: err}
 }
 
-// wrote records a successful NIC write: quota, and a repair.
+// wrote records a successful NIC write: quota, subnet room, and a repair.
 func (r *PoolReconciler) wrote(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, p plan, sp *syncPass, o *outcome, repair bool) {
 	r.Ledger.Settle(pool.Name, sp.vnet, countOwned(nicConfigs(nic)))
+	r.subnets.wrote(sp.subnetID, len(p.Add), len(p.Remove))
 	if !repair {
 		return
 	}
@@ -236,6 +242,23 @@ func (r *PoolReconciler) publish(pool *nicpoolv1.NodeIPPool, nic *armnetwork.Int
 	withheld := len(publishIPs(configs, sp.released, sp.published, true)) - len(pool.Status.IPs)
 	nodeIPsWithheld.WithLabelValues(pool.Name).Set(float64(withheld))
 	return withheld
+}
+
+// limitKind is the refusal setLimit reports: ARM's, or a full subnet when
+// the remembered room cut the plan's additions.
+func (sp *syncPass) limitKind(p plan) azure.Kind {
+	if sp.full == azure.KindOther && p.AddCapped {
+		return azure.KindSubnetFull
+	}
+	return sp.full
+}
+
+// subnetRoomTTL is how long a full subnet's remembered room is trusted.
+func (r *PoolReconciler) subnetRoomTTL() time.Duration {
+	if r.LimitRetry <= 0 {
+		return time.Minute
+	}
+	return subnetRoomIntervals * r.LimitRetry
 }
 
 // setLimit records why the pool gets fewer IPs than requested, if it does.
