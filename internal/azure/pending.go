@@ -7,7 +7,8 @@ import (
 
 // pendingOps remembers NIC PUTs whose LRO wait timed out, by lower-case NIC ID, as azcore
 // resume tokens. It lives in memory only: after an operator restart a still-running PUT
-// shows up as provisioningState Updating / 409 AnotherOperationInProgress instead.
+// shows up as provisioningState Updating (NICProvisioning: ProvisioningInProgress) and
+// 409 AnotherOperationInProgress instead, which callers must honour.
 type pendingOps struct {
 	mu     sync.Mutex
 	tokens map[string]string
