@@ -155,6 +155,9 @@ func (tb *Testbed) newVM(ctx context.Context, i int, apiServer string) (*VM, err
 			"--cni-binary=" + filepath.Join(tb.cfg.BinDir, "nicpool"),
 			"--non-masquerade-cidrs=" + PeerCIDR + "," + OnPremCIDR,
 			"--metrics-addr=127.0.0.1:9100",
+			// The testbed's container runtime is libcni itself (CNI 1.1.0),
+			// and no kubelet reports one in the Node's status for auto.
+			"--cni-version=1.1.0",
 		}, tb.cfg.AgentArgs...),
 	}
 	return vm, nil
