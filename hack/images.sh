@@ -80,18 +80,31 @@ iptables_args() {
 mapfile -t iptables_files < <(iptables_args)
 
 labels="org.opencontainers.image.source=https://github.com/nicpool/nicpool,org.opencontainers.image.version=$tag"
-"$imagebuild" --tag "$registry/nicpool-operator:$tag" --out "$out/nicpool-operator.tar" \
+# publish FILE: moves bin/images/build/FILE to bin/images/FILE unless that
+# already holds the same bytes (the builds are reproducible), so that reruns
+# leave unchanged tarballs untouched.
+publish() {
+	if cmp -s "$build/$1" "$out/$1"; then
+		rm -f "$build/$1"
+	else
+		mv "$build/$1" "$out/$1"
+	fi
+}
+
+"$imagebuild" --tag "$registry/nicpool-operator:$tag" --out "$build/nicpool-operator.tar" \
 	--platform "linux/$arch" --labels "$labels" --user 65532:65532 \
 	--entrypoint /nicpool-operator \
 	--file "$build/nicpool-operator=/nicpool-operator" \
 	--file "$cacert=/etc/ssl/certs/ca-certificates.crt"
+publish nicpool-operator.tar
 # The agent runs as root (it writes the host's CNI directories and programs
 # iptables with NET_ADMIN); the DaemonSet drops every other capability.
-"$imagebuild" --tag "$registry/nicpool-agent:$tag" --out "$out/nicpool-agent.tar" \
+"$imagebuild" --tag "$registry/nicpool-agent:$tag" --out "$build/nicpool-agent.tar" \
 	--platform "linux/$arch" --labels "$labels" --user 0:0 \
 	--entrypoint /nicpool-agent \
 	--file "$build/nicpool-agent=/nicpool-agent" \
 	--file "$build/nicpool=/usr/local/bin/nicpool" \
 	--file "$cacert=/etc/ssl/certs/ca-certificates.crt" \
 	"${iptables_files[@]}"
+publish nicpool-agent.tar
 echo "images written: $out/nicpool-operator.tar $out/nicpool-agent.tar ($registry/*:$tag)" >&2
