@@ -67,6 +67,12 @@ demo: setup ## A 3-node Kubernetes cluster on the simulated VNet, nicpool by Hel
 bench: setup build ## Benchmarks (operator scale, CNI ADD/DEL against ptp+host-local).
 	test/bench/run.sh
 
+SOAK_DRILLS ?= 100
+SOAK_FLAGS ?=
+.PHONY: soak
+soak: setup ## Randomized kill and fault drills with an audit after each (root); SOAK_DRILLS=200 for more.
+	$(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./test/soak -args -soak.drills=$(SOAK_DRILLS) $(SOAK_FLAGS)
+
 .PHONY: images
 images: ## Build the operator and agent container images as tarballs, without Docker.
 	hack/images.sh

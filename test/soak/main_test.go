@@ -1,0 +1,55 @@
+// Package soak runs randomized kill and fault drills against the simulated
+// Azure VNet (test/e2e/testbed) and audits nicpool's invariants after each:
+// every live pod holds exactly one IP, on its own node's NIC; no IP is held
+// by two pods; once things settle, every nicpool IP configuration on a NIC
+// is accounted for by a pod or a pool; the VNet never holds more nicpool
+// IPs than its limit, sampled throughout. `make test` runs a few drills;
+// `make soak SOAK_DRILLS=200` runs many.
+package soak
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/nicpool/nicpool/internal/testenv"
+	"github.com/nicpool/nicpool/test/e2e/testbed"
+)
+
+var (
+	flagDrills = flag.Int("soak.drills", 3, "number of drills")
+	flagSeed   = flag.Uint64("soak.seed", 0, "random seed (0: from the clock); a failing run prints its seed")
+	flagLogs   = flag.String("soak.logs", "", "directory that receives every process log when the soak fails")
+	flagFailed = flag.Bool("soak.failed-operations", true, "inject NIC writes whose operation ends Failed")
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Println("SKIP: the soak needs root (network namespaces); CI runs it as root")
+		os.Exit(0)
+	}
+	if _, err := testenv.AssetsDir(); err != nil {
+		fmt.Println(err)
+		if os.Getenv("CI") == "" {
+			os.Exit(0)
+		}
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "nicpool-soak-bin-")
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	binDir = dir
+	if err := testbed.BuildBinaries(dir); err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
