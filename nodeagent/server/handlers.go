@@ -3,8 +3,10 @@ package server
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
+	"github.com/nicpool/nicpool/nodeagent/gc"
 	"github.com/nicpool/nicpool/nodeagent/ipam"
 	"github.com/nicpool/nicpool/nodeagent/metrics"
 	"github.com/nicpool/nicpool/nodeagent/store"
@@ -77,7 +79,12 @@ func (s *Server) gc(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	released, err := s.alloc.ReleaseUnless(func(rec store.Record) bool { return keep(rec.AttachmentKey) }, s.cfg.GCMinAge)
+	released, err := s.alloc.ReleaseUnless(func(rec store.Record) bool {
+		// A record rebuilt from a host route (--reset-state) has no
+		// container ID the runtime could list, and its pod may well be
+		// running: the agent's own GC releases it once its veth is gone.
+		return keep(rec.AttachmentKey) || strings.HasPrefix(rec.ContainerID, gc.RecoveredPrefix)
+	}, s.cfg.GCMinAge)
 	s.cfg.Metrics.GCReleased(metrics.ReasonCNIGC, len(released))
 	if len(released) > 0 {
 		s.cfg.Log.Info("Released allocations the runtime no longer knows", "count", len(released))

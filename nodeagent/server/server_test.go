@@ -20,6 +20,7 @@ import (
 
 	"github.com/nicpool/nicpool/internal/pool"
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
+	"github.com/nicpool/nicpool/nodeagent/gc"
 	"github.com/nicpool/nicpool/nodeagent/ipam"
 	"github.com/nicpool/nicpool/nodeagent/store"
 )
@@ -430,5 +431,27 @@ func TestRejectedRequestsAreLoggedShort(t *testing.T) {
 	}
 	if rec.Body.Len() > 2048 || logged.Len() > 4096 || logged.Len() == 0 {
 		t.Errorf("answer %d bytes, log %d bytes: want both short (and the failure logged)", rec.Body.Len(), logged.Len())
+	}
+}
+
+// A record rebuilt from a host route after --reset-state has no container ID
+// the runtime could list: the runtime's CNI GC must not release it (its pod
+// may be running); the agent's own GC releases it once its veth is gone.
+func TestGCKeepsRecordsRebuiltFromHostRoutes(t *testing.T) {
+	st := store.NewMemStore()
+	rebuilt := store.Record{Attachment: agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{ContainerID: gc.RecoveredPrefix + "np0123456789a", IfName: "eth0"}}, IP: "10.1.0.10"}
+	if _, err := st.Add(rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	alloc := ipam.New(st, ipam.Config{Policy: pool.Config{WarmIPTarget: 1, BatchSize: 1, MaxIPs: 250}})
+	alloc.UpdatePool(ipam.PoolState{Found: true, IPs: []string{"10.1.0.10", "10.1.0.11"}})
+	h := New(alloc, Config{}).Handler()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, agentapi.PathGC, strings.NewReader(`{"network":"nicpool","validAttachments":[]}`)))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GC = %d %s", rec.Code, rec.Body.String())
+	}
+	if len(alloc.Records()) != 1 {
+		t.Errorf("CNI GC released a record rebuilt from a host route: %s", rec.Body.String())
 	}
 }
