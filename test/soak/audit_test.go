@@ -65,13 +65,38 @@ func abbreviate(s []string, n int) string {
 	return strings.Join(s[:n], "; ") + fmt.Sprintf("; ... +%d", len(s)-n)
 }
 
+// view is what an audit reads: ARM's NICs, each VM's pool status and its
+// agent's record.
+type view struct {
+	snap     armsim.Snapshot
+	inStatus map[*testbed.VM][]string
+	held     map[*testbed.VM]map[string]string // IP -> container ID
+	heldErr  map[*testbed.VM]error
+}
+
 // audit checks the live pods against ARM (armsim's view), the pools and the
 // agents' records.
 func audit(ctx context.Context, tb *testbed.Testbed, live []*testbed.Pod) (findings, error) {
+	v := view{snap: tb.Sim.Snapshot(), inStatus: map[*testbed.VM][]string{},
+		held: map[*testbed.VM]map[string]string{}, heldErr: map[*testbed.VM]error{}}
+	for _, vm := range tb.VMs {
+		pool, err := tb.Pool(ctx, vm)
+		if err != nil {
+			return findings{}, err
+		}
+		for _, ip := range pool.Status.IPs {
+			v.inStatus[vm] = append(v.inStatus[vm], string(ip.IP))
+		}
+		v.held[vm], v.heldErr[vm] = tb.AgentAllocations(ctx, vm)
+	}
+	return judge(v, tb.VMs, live), nil
+}
+
+// judge holds the live pods against a view.
+func judge(v view, vms []*testbed.VM, live []*testbed.Pod) findings {
 	var f findings
-	snap := tb.Sim.Snapshot()
 	nicIPs := map[string]map[string]bool{} // VM ID -> nicpool IPs on its NIC
-	for _, nic := range snap.NICs {
+	for _, nic := range v.snap.NICs {
 		ips := map[string]bool{}
 		for _, c := range nic.IPConfigs {
 			if !c.Primary && strings.HasPrefix(c.Name, v1.IPConfigurationPrefix) {
@@ -102,16 +127,12 @@ func audit(ctx context.Context, tb *testbed.Testbed, live []*testbed.Pod) (findi
 		}
 		onVM[p.VM][p.IP] = p
 	}
-	for _, vm := range tb.VMs {
-		pool, err := tb.Pool(ctx, vm)
-		if err != nil {
-			return f, err
-		}
+	for _, vm := range vms {
 		inStatus := map[string]bool{}
-		for _, ip := range pool.Status.IPs {
-			inStatus[string(ip.IP)] = true
-			if !nicIPs[strings.ToLower(vm.VMID)][string(ip.IP)] {
-				f.phantom = append(f.phantom, fmt.Sprintf("%s: status lists %s, the NIC does not hold it", vm.Name, ip.IP))
+		for _, ip := range v.inStatus[vm] {
+			inStatus[ip] = true
+			if !nicIPs[strings.ToLower(vm.VMID)][ip] {
+				f.phantom = append(f.phantom, fmt.Sprintf("%s: status lists %s, the NIC does not hold it", vm.Name, ip))
 			}
 		}
 		for ip := range nicIPs[strings.ToLower(vm.VMID)] {
@@ -124,19 +145,18 @@ func audit(ctx context.Context, tb *testbed.Testbed, live []*testbed.Pod) (findi
 				f.phantom = append(f.phantom, fmt.Sprintf("%s: pod %s holds %s, status does not list it", vm.Name, p.Name, ip))
 			}
 		}
-		held, err := tb.AgentAllocations(ctx, vm)
-		if err != nil {
+		if err := v.heldErr[vm]; err != nil {
 			// The agent may be restarting: its record is checked next time.
 			f.orphaned = append(f.orphaned, fmt.Sprintf("%s: agent unreachable: %v", vm.Name, err))
 			continue
 		}
-		for ip, id := range held {
+		for ip, id := range v.held[vm] {
 			if p := onVM[vm][ip]; p == nil || p.ContainerID != id {
 				f.orphaned = append(f.orphaned, fmt.Sprintf("%s: %s (container %.12s)", vm.Name, ip, id))
 			}
 		}
 	}
-	return f, nil
+	return f
 }
 
 func ipCount(p *testbed.Pod) int {
