@@ -32,6 +32,9 @@ export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 log() { echo "test-images: $*" >&2; }
 
 mkdir -p "$build"
+# One run at a time: runs share bin/images/build.
+exec {runlock}>"$out/.lock"
+flock "$runlock"
 imagebuild=$build/imagebuild
 (cd "$root/hack/imagebuild" && CGO_ENABLED=0 go build -o "$imagebuild" .)
 
@@ -91,9 +94,15 @@ coredns() {
 
 			func main() { coremain.Run() }
 		GO
-		if ! (cd "$work" && GOFLAGS=-mod=mod go get "github.com/coredns/coredns@$COREDNS_VERSION" >/dev/null 2>&1 &&
+		local start=$SECONDS ticker rc=0
+		(while sleep 30; do log "building CoreDNS $COREDNS_VERSION: $(((SECONDS - start) / 60))m$(((SECONDS - start) % 60))s"; done) &
+		ticker=$!
+		(cd "$work" && GOFLAGS=-mod=mod go get "github.com/coredns/coredns@$COREDNS_VERSION" >/dev/null 2>&1 &&
 			GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 &&
-			CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/coredns" .); then
+			CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/coredns" .) || rc=$?
+		kill "$ticker" 2>/dev/null || true
+		wait "$ticker" 2>/dev/null || true
+		if ((rc != 0)); then
 			rm -rf "$work"
 			log "building CoreDNS $COREDNS_VERSION failed"
 			return 1
