@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,12 +24,14 @@ const (
 	drillAPIRestart drillKind = "apiserver-restart"
 )
 
-// drillWeights sets how often each kind is drawn; an API server restart
-// costs the most time, so it is the rarest.
-var drillWeights = []struct {
+type weightedKind struct {
 	kind   drillKind
 	weight int
-}{
+}
+
+// drillWeights sets how often each kind is drawn; an API server restart
+// costs the most time, so it is the rarest.
+var drillWeights = []weightedKind{
 	{drillChurn, 2}, {drillAgentKill, 4}, {drillOpKill, 4}, {drillPluginKill, 4}, {drillARMFaults, 4}, {drillAPIRestart, 1},
 }
 
@@ -51,22 +54,33 @@ type soak struct {
 	live    []*testbed.Pod
 	nextPod int
 	rep     *report
+	kinds   []string // drill kinds to draw from; empty: all
 	logf    func(format string, args ...any)
 }
 
 func (s *soak) pickKind() drillKind {
 	total := 0
 	for _, w := range drillWeights {
-		total += w.weight
+		if s.allowed(w.kind) {
+			total += w.weight
+		}
 	}
 	n := s.rnd.IntN(total)
 	for _, w := range drillWeights {
+		if !s.allowed(w.kind) {
+			continue
+		}
 		if n < w.weight {
 			return w.kind
 		}
 		n -= w.weight
 	}
 	return drillChurn
+}
+
+// allowed reports whether -soak.kinds lets kind run.
+func (s *soak) allowed(kind drillKind) bool {
+	return len(s.kinds) == 0 || slices.Contains(s.kinds, string(kind))
 }
 
 // drillResult is one drill's outcome for the report.
@@ -82,6 +96,7 @@ type drillResult struct {
 	last       findings
 	unsafe     []string // doubles and misplaced pods seen at any audit
 	errs       []error
+	problem    string // set by report.add for a drill that was not clean
 }
 
 // runDrill churns pods while injecting the drill's fault, heals, and audits

@@ -21,6 +21,7 @@ var (
 	flagDrills = flag.Int("soak.drills", 3, "number of drills")
 	flagSeed   = flag.Uint64("soak.seed", 0, "random seed (0: from the clock); a failing run prints its seed")
 	flagLogs   = flag.String("soak.logs", "", "directory that receives every process log when the soak fails")
+	flagKinds  = flag.String("soak.kinds", "", "comma-separated drill kinds to draw from (default all): churn, agent-kill-9, operator-kill-9, cni-plugin-kill-9, arm-faults, apiserver-restart")
 	flagFailed = flag.Bool("soak.failed-operations", true, "inject NIC writes whose operation ends Failed")
 )
 

@@ -54,7 +54,7 @@ func (r *report) problem(format string, args ...any) {
 }
 
 // add records one drill; it returns whether the drill was clean.
-func (r *report) add(d drillResult, maxVNet, maxNIC, samples int, breaches []string) bool {
+func (r *report) add(d *drillResult, maxVNet, maxNIC, samples int, breaches []string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.drills++
@@ -100,7 +100,8 @@ func (r *report) add(d drillResult, maxVNet, maxNIC, samples int, breaches []str
 		if !d.settled {
 			parts = append(parts, "did not settle within "+settleMax.String()+":"+d.last.String())
 		}
-		r.problem("drill %d (%s %s): %s", d.n, d.kind, d.note, strings.Join(parts, "\n    "))
+		d.problem = strings.Join(parts, "\n    ")
+		r.problem("drill %d (%s %s): %s", d.n, d.kind, d.note, d.problem)
 	}
 	return clean
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,19 +52,27 @@ func TestSoak(t *testing.T) {
 	defer sampler.close()
 	rep := newReport(seed)
 	s := &soak{tb: tb, rnd: rand.New(rand.NewPCG(seed, seed>>1|1)), rep: rep, logf: t.Logf}
+	if *flagKinds != "" {
+		s.kinds = strings.Split(*flagKinds, ",")
+		for _, k := range s.kinds {
+			if !slices.ContainsFunc(drillWeights, func(w weightedKind) bool { return string(w.kind) == k }) {
+				t.Fatalf("-soak.kinds: unknown drill kind %q", k)
+			}
+		}
+	}
 	start := time.Now()
 	failedInARow := 0
 	for n := 1; n <= *flagDrills; n++ {
 		d := s.runDrill(ctx, n, s.pickKind())
 		maxVNet, maxNIC, samples, breaches := sampler.take()
-		clean := rep.add(d, maxVNet, maxNIC, samples, breaches)
+		clean := rep.add(&d, maxVNet, maxNIC, samples, breaches)
 		faults := ""
 		if d.withFaults {
 			faults = " +ARM faults"
 		}
 		status := fmt.Sprintf("settled in %s", d.settle.Round(10*time.Millisecond))
 		if !clean {
-			status = "PROBLEM (see the report)"
+			status = "PROBLEM:\n    " + d.problem
 		}
 		t.Logf("Drill %d/%d %s%s (%s): %d pods started, %d deleted, %d live; %s; VNet peak %d.",
 			n, *flagDrills, d.kind, faults, d.note, d.started, d.deleted, len(s.live), status, maxVNet)
