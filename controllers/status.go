@@ -156,7 +156,9 @@ func (r *PoolReconciler) emitEvents(pool *nicpoolv1.NodeIPPool, prevLimit string
 		r.Recorder.Eventf(pool, nil, corev1.EventTypeNormal, "NICRepaired", "UpdateNIC",
 			"re-applied the configuration of NIC %s: provisioningState Succeeded, %d IPs", pool.Status.NICID, pool.Status.AllocatedIPCount)
 	}
-	if o.armErr != nil && o.armKind != azure.KindPending && o.armKind != azure.KindOperationFailed {
+	// A failed operation the pass found and handled has its own Event above;
+	// one on the finalizer's release path has only this one.
+	if o.armErr != nil && o.armKind != azure.KindPending && (o.armKind != azure.KindOperationFailed || o.failedBy == "") {
 		r.Recorder.Eventf(pool, nil, corev1.EventTypeWarning, "ARM"+o.armKind.String(), "UpdateNIC", "%s", truncate(o.armErr.Error()))
 	}
 }
