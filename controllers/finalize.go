@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -12,23 +15,44 @@ import (
 	"github.com/nicpool/nicpool/internal/azure"
 )
 
+// mustDrain reports whether a deleted pool has to stay: it serves its NIC,
+// lists IPs in status (the agent may have handed them out) and its Node
+// still exists, so pods may be using them. Such a pool is kept, adding
+// nothing and letting go only of what the agent releases, until the Node is
+// gone or status.ips is empty (a Node deletion retriggers the pass).
+func (r *PoolReconciler) mustDrain(ctx context.Context, pool *nicpoolv1.NodeIPPool) (bool, error) {
+	if !controllerutil.ContainsFinalizer(pool, nicpoolv1.FinalizerName) || len(pool.Status.IPs) == 0 ||
+		!r.claims.owns(pool.Name, pool.Status.NICID) {
+		return false, nil
+	}
+	err := r.Get(ctx, types.NamespacedName{Name: pool.Name}, &corev1.Node{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get node %s of deleted pool: %w", pool.Name, err)
+	}
+	return true, nil
+}
+
 // finalize removes every nicpool IP configuration from the pool's NIC (a
 // missing NIC counts as done), returns the pool's quota and lets the pool go.
-// The pool (or its Node) is going away, so no pod keeps an IP of it.
+// It runs once no pod can hold an IP of the pool: its Node is gone, or the
+// pool lists no IP the agent could have handed out. Only the NIC the pool
+// serves is touched: the NIC of a pool refused as a second claimant is
+// another pool's, and a pool that never recorded status.nicID never wrote to
+// any NIC.
 func (r *PoolReconciler) finalize(ctx context.Context, pool *nicpoolv1.NodeIPPool) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(pool, nicpoolv1.FinalizerName) {
 		return ctrl.Result{}, nil
 	}
-	nicID := pool.Spec.NICID
-	if nicID == "" {
-		nicID = pool.Status.NICID
-	}
-	if nicID != "" {
+	if nicID := pool.Status.NICID; r.claims.owns(pool.Name, nicID) {
 		if res, err := r.releaseAll(ctx, pool, nicID); err != nil || !res.IsZero() {
 			return res, err
 		}
 	}
 	r.Ledger.Forget(pool.Name)
+	r.claims.release(pool.Name)
 	poolConditions.update(pool.Name, nil)
 	patch := client.MergeFrom(pool.DeepCopy())
 	controllerutil.RemoveFinalizer(pool, nicpoolv1.FinalizerName)

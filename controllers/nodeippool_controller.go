@@ -42,6 +42,9 @@ type PoolReconciler struct {
 	NICs NICAPI
 	// Ledger hands out the per-VNet quota.
 	Ledger *Ledger
+	// claims records which pool serves each NIC; setup shares it with the
+	// ledger rebuild.
+	claims *nicClaims
 	// Recorder records Events on pools; nil records none.
 	Recorder events.EventRecorder
 	// PerVMLimit caps the nicpool IPs of one NIC.
@@ -91,6 +94,7 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 			// Gone without our finalizer pass (someone removed it): its
 			// quota can no longer be accounted for by its status.
 			r.Ledger.Forget(req.Name)
+			r.claims.release(req.Name)
 			poolConditions.update(req.Name, nil)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -101,23 +105,39 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	case <-ctx.Done():
 		return ctrl.Result{}, fmt.Errorf("wait for the vnet ledger rebuild: %w", ctx.Err())
 	}
+	draining := false
 	if !pool.DeletionTimestamp.IsZero() {
-		return r.finalize(ctx, pool)
+		if draining, err = r.mustDrain(ctx, pool); err != nil {
+			return ctrl.Result{}, err
+		}
+		if !draining {
+			return r.finalize(ctx, pool)
+		}
 	}
 	base := pool.DeepCopy()
-	prevLimit := limitReason(pool)
+	prevLimit, prevReady := limitReason(pool), readyReason(pool)
 	o := &outcome{}
-	res, err = r.pass(ctx, pool, o)
+	res, err = r.pass(ctx, pool, o, draining)
 	if errors.Is(err, errCrash) {
 		return ctrl.Result{}, nil
+	}
+	drained := draining && err == nil && o.readyReason == "" && len(pool.Status.IPs) == 0
+	if draining && !drained && o.readyReason == "" {
+		o.readyReason, o.readyMsg = nicpoolv1.ReasonDeletionPending, fmt.Sprintf(
+			"the pool was deleted while Node %s exists: its %d IPs stay on the NIC for the node's pods and none is added; "+
+				"it goes once the Node is deleted or the agent has released every IP", pool.Name, len(pool.Status.IPs))
 	}
 	setConditions(pool, o)
 	pool.Status.ObservedGeneration = pool.Generation
 	r.emitEvents(pool, prevLimit, o)
+	r.emitReadyEvent(pool, prevReady, o)
 	if !equality.Semantic.DeepEqual(base.Status, pool.Status) {
 		if perr := r.Status().Patch(ctx, pool, client.MergeFrom(base)); perr != nil {
 			return ctrl.Result{}, errors.Join(fmt.Errorf("patch status of pool %s: %w", pool.Name, perr), err)
 		}
+	}
+	if drained {
+		return r.finalize(ctx, pool)
 	}
 	poolConditions.update(pool.Name, &pool.Status)
 	ctrl.LoggerFrom(ctx).V(1).Info("Reconciled NodeIPPool", "allocated", pool.Status.AllocatedIPCount,
@@ -126,20 +146,24 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	return res, err
 }
 
-// pass resolves the NIC, makes sure the finalizer guards it, and syncs it.
-func (r *PoolReconciler) pass(ctx context.Context, pool *nicpoolv1.NodeIPPool, o *outcome) (ctrl.Result, error) {
-	nicID, res, err := r.resolveNIC(ctx, pool, o)
-	if nicID == "" || err != nil {
-		return res, err
-	}
-	if err := r.Scope.Allows(nicID); err != nil {
-		// Only a new spec.nicID, providerID or operator scope can change
-		// this; those changes retrigger the pass.
-		o.readyReason, o.readyMsg = ReasonOutOfScope, err.Error()
-		return ctrl.Result{}, nil
-	}
-	if err := r.ensureFinalizer(ctx, pool); err != nil {
-		return ctrl.Result{}, err
+// pass resolves the NIC, claims it for the pool, makes sure the finalizer
+// guards it, and syncs it. A draining pool (deleted while its Node lives)
+// stays on the NIC it has and asks for nothing more: only the IPs the agent
+// released leave the NIC.
+func (r *PoolReconciler) pass(ctx context.Context, pool *nicpoolv1.NodeIPPool, o *outcome, draining bool) (ctrl.Result, error) {
+	nicID := pool.Status.NICID
+	if !draining {
+		var res ctrl.Result
+		var err error
+		if nicID, res, err = r.chooseNIC(ctx, pool, o); nicID == "" || err != nil || !res.IsZero() {
+			return res, err
+		}
+		if owner, ok := r.claims.claim(nicID, pool.Name); !ok {
+			return r.refuse(pool, nicID, owner, o), nil
+		}
+		if err := r.ensureFinalizer(ctx, pool); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	nic, err := r.NICs.GetNIC(ctx, nicID)
 	if err != nil {
@@ -148,6 +172,12 @@ func (r *PoolReconciler) pass(ctx context.Context, pool *nicpoolv1.NodeIPPool, o
 	if err := r.recordIdentity(ctx, pool, nic); err != nil {
 		return r.armFailure(pool, o, err, false)
 	}
+	if !draining {
+		return r.syncNIC(ctx, pool, nic, o)
+	}
+	requested := pool.Spec.RequestedIPCount
+	pool.Spec.RequestedIPCount = 0
+	defer func() { pool.Spec.RequestedIPCount = requested }()
 	return r.syncNIC(ctx, pool, nic, o)
 }
 
@@ -157,10 +187,11 @@ func (r *PoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.newName == nil {
 		r.newName = newConfigName
 	}
-	// Pools held back by the VNet quota are woken when quota frees up; a
-	// full channel drops wake-ups, which LimitRetry then covers.
+	// Pools held back by the VNet quota are woken when quota frees up, and
+	// pools refused a NIC when it becomes free; a full channel drops
+	// wake-ups, which LimitRetry then covers.
 	woken := make(chan event.GenericEvent, 1024)
-	r.Ledger.wake = func(pools []string) {
+	wake := func(pools []string) {
 		for _, name := range pools {
 			select {
 			case woken <- event.GenericEvent{Object: &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: name}}}:
@@ -168,12 +199,16 @@ func (r *PoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}
 		}
 	}
+	if r.claims == nil {
+		r.claims = newNICClaims()
+	}
+	r.Ledger.wake, r.claims.wake = wake, wake
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("nodeippool").
 		For(&nicpoolv1.NodeIPPool{}, builder.WithPredicates(observeDemand(r.Ledger, r.PerVMLimit), predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{},
 			predicate.AnnotationChangedPredicate{}, deletionPredicate{}))).
-		Watches(&corev1.Node{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(providerIDChanged{})).
+		Watches(&corev1.Node{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(nodeEvents{})).
 		WatchesRawSource(source.Channel(woken, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Complete(r)

@@ -15,6 +15,9 @@ func observeDemand(l *Ledger, perVM int) predicate.Predicate {
 	observe := func(o client.Object) bool {
 		if pool, ok := o.(*nicpoolv1.NodeIPPool); ok {
 			want := min(int(pool.Spec.RequestedIPCount), perVM)
+			if !pool.DeletionTimestamp.IsZero() {
+				want = 0 // a deleted pool is given nothing more.
+			}
 			l.Observe(pool.Name, pool.Status.VNetID, len(pool.Status.IPs), want)
 		}
 		return true
@@ -35,16 +38,17 @@ func (deletionPredicate) Update(e event.UpdateEvent) bool {
 	return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
 }
 
-// providerIDChanged passes Node creations and providerID changes only: the
-// pool reconciler needs nothing else from a Node.
-type providerIDChanged struct{ predicate.Funcs }
+// nodeEvents passes Node creations, providerID changes and deletions only:
+// the pool reconciler needs nothing else from a Node.
+type nodeEvents struct{ predicate.Funcs }
 
 // Update passes an update that changes spec.providerID.
-func (providerIDChanged) Update(e event.UpdateEvent) bool {
+func (nodeEvents) Update(e event.UpdateEvent) bool {
 	o, ok1 := e.ObjectOld.(*corev1.Node)
 	n, ok2 := e.ObjectNew.(*corev1.Node)
 	return ok1 && ok2 && o.Spec.ProviderID != n.Spec.ProviderID
 }
 
-// Delete ignores Node deletions: the pool's own deletion follows.
-func (providerIDChanged) Delete(event.DeleteEvent) bool { return false }
+// Delete passes Node deletions: a pool deleted while its Node lived waits
+// for that Node to go before it releases the IPs its pods held.
+func (nodeEvents) Delete(event.DeleteEvent) bool { return true }

@@ -12,13 +12,15 @@ import (
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 )
 
-// ledgerRebuilder fills the ledger from every pool's status once the
-// operator leads and its caches are synced, before any reconcile may grant.
+// ledgerRebuilder fills the ledger and the NIC claims from every pool's
+// status once the operator leads and its caches are synced, before any
+// reconcile may grant.
 // Pools whose NIC may hold IPs their status misses count their request until
 // their first reconcile reads the NIC.
 type ledgerRebuilder struct {
 	reader client.Reader
 	ledger *Ledger
+	claims *nicClaims
 	perVM  int
 }
 
@@ -33,11 +35,20 @@ func (b *ledgerRebuilder) Start(ctx context.Context) error {
 	if err := b.reader.List(ctx, &list); err != nil {
 		return fmt.Errorf("list pools to rebuild the vnet ledger: %w", err)
 	}
+	// A pool that lost its NIC to an older pool lists that pool's IPs: they
+	// count once, for their owner.
+	losers := b.claims.load(list.Items)
 	entries := make([]LedgerEntry, 0, len(list.Items))
 	for _, p := range list.Items {
+		if losers[p.Name] {
+			continue
+		}
+		want := min(int(p.Spec.RequestedIPCount), b.perVM)
+		if !p.DeletionTimestamp.IsZero() {
+			want = 0 // a deleted pool is given nothing more.
+		}
 		entries = append(entries, LedgerEntry{
-			Pool: p.Name, VNetID: p.Status.VNetID, Held: len(p.Status.IPs),
-			Want: min(int(p.Spec.RequestedIPCount), b.perVM),
+			Pool: p.Name, VNetID: p.Status.VNetID, Held: len(p.Status.IPs), Want: want,
 		})
 	}
 	b.ledger.Rebuild(entries)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
@@ -71,21 +72,24 @@ func (r *PoolReconciler) ensureFinalizer(ctx context.Context, pool *nicpoolv1.No
 	return nil
 }
 
-// recordIdentity fills in the NIC, subnet and VNet fields of the status. The
-// first time, it writes them at once: after a crash between the first NIC
-// write and the pass's status write, the ledger rebuild must still know the
-// pool's VNet.
+// recordIdentity fills in the NIC, subnet and VNet fields of the status. On
+// the pool's first NIC, and after a move to another, it writes them at once:
+// after a crash between the first NIC write and the pass's status write, the
+// ledger rebuild must still know the pool's VNet, and the NIC claims which
+// pool serves the NIC.
 func (r *PoolReconciler) recordIdentity(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface) error {
 	primary := primaryConfig(nic)
 	if primary == nil || primary.Properties == nil || primary.Properties.Subnet == nil || primary.Properties.Subnet.ID == nil {
 		return fmt.Errorf("read nic %s: no primary ip configuration with a subnet", deref(nic.ID))
 	}
 	st := &pool.Status
-	first := st.VNetID == ""
+	// On a pool's first NIC, and on a move to another, the claim must be
+	// recorded before any write to the NIC.
+	first := st.VNetID == "" || !strings.EqualFold(st.NICID, deref(nic.ID))
 	st.NICID, st.NICName = deref(nic.ID), deref(nic.Name)
 	st.PrimaryIP = nicpoolv1.IPv4Address(deref(primary.Properties.PrivateIPAddress))
 	subnetID := *primary.Properties.Subnet.ID
-	if st.SubnetID == subnetID && st.SubnetCIDR != "" && st.VNetID != "" {
+	if !first && st.SubnetID == subnetID && st.SubnetCIDR != "" && st.VNetID != "" {
 		return nil
 	}
 	vnetID, err := azure.VNetIDFromSubnetID(subnetID)

@@ -23,11 +23,12 @@ func Setup(mgr ctrl.Manager, opts Options, nics NICAPI) (*Ledger, error) {
 func setup(mgr ctrl.Manager, opts Options, nics NICAPI, tweak func(*PoolReconciler)) (*Ledger, error) {
 	ledger := NewLedger(opts.PerVNetLimit)
 	ledger.onChange = ledgerMetrics(opts.PerVNetLimit)
-	if err := mgr.Add(&ledgerRebuilder{reader: mgr.GetAPIReader(), ledger: ledger, perVM: opts.PerVMLimit}); err != nil {
+	claims := newNICClaims()
+	if err := mgr.Add(&ledgerRebuilder{reader: mgr.GetAPIReader(), ledger: ledger, claims: claims, perVM: opts.PerVMLimit}); err != nil {
 		return nil, fmt.Errorf("add ledger rebuild: %w", err)
 	}
 	pools := &PoolReconciler{
-		Client: mgr.GetClient(), NICs: nics, Ledger: ledger,
+		Client: mgr.GetClient(), NICs: nics, Ledger: ledger, claims: claims,
 		Recorder:   mgr.GetEventRecorder("nicpool-operator"),
 		PerVMLimit: opts.PerVMLimit, Workers: opts.Workers, Scope: opts.Scope,
 		LimitRetry: opts.LimitRetry, PendingRetry: opts.PendingRetry, ThrottleRetry: opts.ThrottleRetry,

@@ -21,6 +21,20 @@ const (
 	ReasonVNetLimit   = "VNetLimit"
 	ReasonSubnetFull  = "SubnetFull"
 	ReasonWithinLimit = "WithinLimits"
+
+	// ReasonNICInUse (Ready=False): another NodeIPPool already serves the
+	// pool's NIC. One NIC serves one pool; this one gets no IPs and no NIC
+	// write until the other lets the NIC go or this one names another NIC.
+	ReasonNICInUse = "NICInUse"
+	// ReasonNICChangePending (Ready=False): spec.nicID names another NIC
+	// than the one the pool's IPs are on. The pool stays on its NIC (its
+	// pods use those IPs) until the agent has released them all.
+	ReasonNICChangePending = "NICChangePending"
+	// ReasonDeletionPending (Ready=False): the pool was deleted while its
+	// Node exists. Its IPs stay for the node's pods and none is added;
+	// released IPs still go. The pool goes once the Node is gone or the
+	// agent has released every IP.
+	ReasonDeletionPending = "DeletionPending"
 )
 
 // FinalizerName guards the removal of nicpool's IP configurations from the

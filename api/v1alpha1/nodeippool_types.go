@@ -33,6 +33,10 @@ type NodeIPPoolSpec struct {
 	// /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Network/networkInterfaces/<name>.
 	// Leave it empty to let the operator find the NIC attached to the node's VM
 	// (from the Node's spec.providerID). Set it when the VM has several NICs.
+	// One NIC serves one pool: a pool naming a NIC another pool already
+	// serves gets Ready=False, reason NICInUse, and no IPs. While status.ips
+	// is not empty, nicID may only be cleared or set to the NIC in
+	// status.nicID: the pool's IPs cannot move with it.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:Pattern=`^/subscriptions/[^/]+/[Rr]esource[Gg]roups/[^/]+/providers/[Mm]icrosoft\.[Nn]etwork/[Nn]etwork[Ii]nterfaces/[^/]+$`
@@ -79,6 +83,7 @@ type NodeIPPoolStatus struct {
 
 	// nicID is the ARM resource ID of the NIC the pool lives on.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	NICID string `json:"nicID,omitempty"`
 
 	// nicName is the last segment of nicID, for display.
@@ -146,6 +151,7 @@ type NodeIPPoolStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.status) || !has(oldSelf.status.ips) || size(oldSelf.status.ips) == 0 || !has(self.spec) || !has(self.spec.nicID) || size(self.spec.nicID) == 0 || (has(oldSelf.spec) && has(oldSelf.spec.nicID) && self.spec.nicID == oldSelf.spec.nicID) || (has(oldSelf.status.nicID) && self.spec.nicID.lowerAscii() == oldSelf.status.nicID.lowerAscii())",message="spec.nicID cannot move the pool to another NIC while it holds IPs (status.ips): pods use them on its current NIC; change it once status.ips is empty, or delete the Node and its pool first",fieldPath=".spec.nicID",reason=FieldValueForbidden
 type NodeIPPool struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -133,5 +134,65 @@ func TestInvalidStatusIsRejected(t *testing.T) {
 				t.Errorf("error does not name %s: %v", tc.wantField, err)
 			}
 		})
+	}
+}
+
+// TestNICIDFixedWhileThePoolHoldsIPs: spec.nicID cannot move a pool whose
+// status lists IPs (pods use them on its NIC); it may be cleared or set to
+// the NIC in status.nicID (ARM IDs are case-insensitive), and moves freely
+// once status.ips is empty.
+func TestNICIDFixedWhileThePoolHoldsIPs(t *testing.T) {
+	ctx := context.Background()
+	otherNIC := strings.Replace(validNIC, "vm-0-nic", "vm-1-nic", 1)
+	pool := &v1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: "fixednic"}, Spec: v1.NodeIPPoolSpec{NICID: validNIC}}
+	if err := env.Client.Create(ctx, pool); err != nil {
+		t.Fatalf("create pool: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Client.Delete(ctx, pool) })
+	pool.Status = v1.NodeIPPoolStatus{NICID: validNIC, IPs: []v1.PoolIP{{IP: "10.1.2.3", IPConfiguration: "nicpool-a"}}, AllocatedIPCount: 1}
+	if err := env.Client.Status().Update(ctx, pool); err != nil {
+		t.Fatalf("update status: %v", err)
+	}
+	setNIC := func(id string) error {
+		p := &v1.NodeIPPool{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Name: "fixednic"}, p); err != nil {
+			t.Fatalf("get pool: %v", err)
+		}
+		p.Spec.NICID = id
+		return env.Client.Update(ctx, p)
+	}
+	tests := []struct {
+		name    string
+		nicID   string
+		allowed bool
+	}{
+		{"another NIC", otherNIC, false},
+		{"the same NIC in other case", strings.ToUpper(validNIC[:1]) + strings.Replace(validNIC[1:], "vm-0-nic", "VM-0-NIC", 1), true},
+		{"cleared", "", true},
+		{"back to the NIC it is on", validNIC, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := setNIC(tc.nicID)
+			switch {
+			case tc.allowed && err != nil:
+				t.Fatalf("rejected: %v", err)
+			case !tc.allowed && err == nil:
+				t.Fatal("admitted a move of a pool with IPs")
+			case !tc.allowed && (!apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.nicID")):
+				t.Fatalf("error is not Invalid on spec.nicID: %v", err)
+			}
+		})
+	}
+	p := &v1.NodeIPPool{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: "fixednic"}, p); err != nil {
+		t.Fatalf("get pool: %v", err)
+	}
+	p.Status.IPs, p.Status.AllocatedIPCount = nil, 0
+	if err := env.Client.Status().Update(ctx, p); err != nil {
+		t.Fatalf("empty status.ips: %v", err)
+	}
+	if err := setNIC(otherNIC); err != nil {
+		t.Fatalf("moving a pool without IPs: %v", err)
 	}
 }
