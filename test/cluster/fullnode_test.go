@@ -36,6 +36,9 @@ func TestFullNode(t *testing.T) {
 	}
 	replicas := int32(pool.MaxIPsPerNode - used[node.Name])
 	dep := cl.EchoDeployment(namespace, name, replicas, node.Name)
+	// 250 readiness probes would keep a 2-core machine's kubelet busy;
+	// Running is what this test needs.
+	dep.Spec.Template.Spec.Containers[0].ReadinessProbe = nil
 	if _, err := cl.Clientset.AppsV1().Deployments(namespace).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +71,7 @@ func TestFullNode(t *testing.T) {
 				return err
 			}
 			describe = out
-			if !strings.Contains(out, "FailedCreatePodSandBox") || !strings.Contains(out, "maximum") {
+			if !strings.Contains(out, "FailedCreatePodSandBox") || !strings.Contains(out, "its maximum") {
 				return fmt.Errorf("no FailedCreatePodSandBox event naming the node's maximum yet")
 			}
 			return nil

@@ -35,7 +35,7 @@ func (c *Cluster) EchoDeployment(namespace, name string, replicas int32, node st
 			},
 			ReadinessProbe: &corev1.Probe{
 				ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt(EchoHTTPPort)}},
-				PeriodSeconds: 2,
+				PeriodSeconds: 10,
 			},
 		}},
 	}
