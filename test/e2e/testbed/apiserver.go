@@ -93,7 +93,7 @@ func (tb *Testbed) waitAPIReady(ctx context.Context, timeout time.Duration) erro
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := hc.Get(cfg.Host + "/readyz")
+		resp, err := hc.Get(strings.TrimSuffix(cfg.Host, "/") + "/readyz")
 		if err == nil {
 			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
