@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -53,11 +54,24 @@ func (e *CorruptError) Error() string {
 func (e *CorruptError) Unwrap() error { return e.Err }
 
 // DiskStore is a Store persisted as one JSON file, rewritten atomically on
-// every change (temp file, fsync, rename, fsync directory).
+// every change (temp file, fsync, rename, fsync directory). Concurrent
+// changes share a write (group commit, see commitLocked): each Add and
+// Remove still returns only once its change is on disk, but 50 allocations
+// arriving together cost a few writes, not 50.
 type DiskStore struct {
-	mu      sync.Mutex
-	path    string
+	mu   sync.Mutex
+	cond *sync.Cond
+	path string
+	// records is the state on disk: what Get and List return.
 	records map[agentapi.AttachmentKey]Record
+	// pending is records with every accepted change applied, durable or
+	// not; new changes are checked against it. Both maps are replaced,
+	// never mutated.
+	pending map[agentapi.AttachmentKey]Record
+	// open collects the changes that the next write will carry; writing
+	// is true while a write runs with mu released.
+	open    *batch
+	writing bool
 	// hook, for tests, runs before each write step; see writeFileAtomic.
 	hook func(step string) error
 }
@@ -80,7 +94,9 @@ func Open(dir string) (*DiskStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DiskStore{path: path, records: records}, nil
+	d := &DiskStore{path: path, records: records, pending: records}
+	d.cond = sync.NewCond(&d.mu)
+	return d, nil
 }
 
 func load(path string) (map[agentapi.AttachmentKey]Record, error) {
@@ -153,17 +169,24 @@ func (d *DiskStore) Add(rec Record) (Record, error) {
 	rec.AttachmentKey = rec.Normalized()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	next, existing, err := withAdded(d.records, rec)
+	next, existing, err := withAdded(d.pending, rec)
 	if existing != nil {
+		// The record may still be on its way to disk: answer only once
+		// it is there (a write failing meanwhile fails this call too).
+		if d.inFlightLocked(rec.AttachmentKey) {
+			if err := d.commitLocked(); err != nil {
+				return Record{}, fmt.Errorf("record %s for container %s: %w", existing.IP, rec.ContainerID, err)
+			}
+		}
 		return *existing, nil
 	}
 	if err != nil {
 		return Record{}, err
 	}
-	if err := d.persist(next); err != nil {
+	d.pending = next
+	if err := d.commitLocked(); err != nil {
 		return Record{}, fmt.Errorf("record %s for container %s: %w", rec.IP, rec.ContainerID, err)
 	}
-	d.records = next
 	return rec, nil
 }
 
@@ -172,20 +195,22 @@ func (d *DiskStore) Remove(key agentapi.AttachmentKey) (Record, bool, error) {
 	key = key.Normalized()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	r, ok := d.records[key]
+	r, ok := d.pending[key]
 	if !ok {
+		if d.inFlightLocked(key) {
+			// Its removal is accepted but not yet durable.
+			if err := d.commitLocked(); err != nil {
+				return Record{}, false, fmt.Errorf("remove container %s: %w", key.ContainerID, err)
+			}
+		}
 		return Record{}, false, nil
 	}
-	next := make(map[agentapi.AttachmentKey]Record, len(d.records))
-	for k, v := range d.records {
-		if k != key {
-			next[k] = v
-		}
-	}
-	if err := d.persist(next); err != nil {
+	next := maps.Clone(d.pending)
+	delete(next, key)
+	d.pending = next
+	if err := d.commitLocked(); err != nil {
 		return Record{}, false, fmt.Errorf("remove %s of container %s: %w", r.IP, key.ContainerID, err)
 	}
-	d.records = next
 	return r, true, nil
 }
 

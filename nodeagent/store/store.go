@@ -40,7 +40,9 @@ type Store interface {
 	// Remove deletes key's record durably and returns it; removing a key
 	// that holds nothing succeeds with ok false. On error nothing changes.
 	Remove(key agentapi.AttachmentKey) (rec Record, ok bool, err error)
-	// List returns every record, sorted by IP.
+	// List returns every record, sorted by IP. Get and List show only
+	// durable records: a change whose Add or Remove has not returned yet
+	// may be invisible.
 	List() []Record
 	// Close releases the store's resources.
 	Close() error
