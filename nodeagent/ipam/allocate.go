@@ -32,17 +32,14 @@ func (a *Allocator) allocateOrWait(ctx context.Context, att agentapi.Attachment,
 	defer a.mu.Unlock()
 	waited := false
 	for {
+		if err := a.awaitKeyLocked(ctx, att.AttachmentKey, timeout); err != nil {
+			return nil, err
+		}
 		if rec, ok := a.store.Get(att.AttachmentKey); ok {
 			return a.responseLocked(rec.IP), nil
 		}
 		if ip := a.pickLocked(); ip != "" {
-			rec, err := a.store.Add(store.Record{Attachment: att, IP: ip, AllocatedAt: a.cfg.Now()})
-			if err != nil {
-				return nil, &agentapi.Error{Code: agentapi.CodeInternal, Message: fmt.Sprintf("record allocation of %s: %v", ip, err)}
-			}
-			delete(a.idleSince, rec.IP)
-			a.signalDemandLocked()
-			return a.responseLocked(rec.IP), nil
+			return a.recordLocked(att, ip)
 		}
 		if !waited {
 			waited = true
@@ -50,6 +47,66 @@ func (a *Allocator) allocateOrWait(ctx context.Context, att agentapi.Attachment,
 		}
 		if err := a.waitLocked(ctx, timeout); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// recordLocked writes ip's allocation to att with mu released, so that
+// concurrent allocations share the store's writes (group commit) instead of
+// queueing for mu one fsync after another. Meanwhile ip counts as held and
+// att's key as busy, so neither is handed out twice.
+func (a *Allocator) recordLocked(att agentapi.Attachment, ip string) (*agentapi.AllocateResponse, error) {
+	done := a.markBusyLocked(att.AttachmentKey)
+	a.reserved[ip] = true
+	a.mu.Unlock()
+	rec, err := a.store.Add(store.Record{Attachment: att, IP: ip, AllocatedAt: a.cfg.Now()})
+	a.mu.Lock()
+	delete(a.reserved, ip)
+	a.unmarkBusyLocked(att.AttachmentKey, done)
+	if err != nil {
+		// ip is free again: a waiter may take it.
+		a.wakeWaitersLocked()
+		return nil, &agentapi.Error{Code: agentapi.CodeInternal, Message: fmt.Sprintf("record allocation of %s: %v", ip, err)}
+	}
+	delete(a.idleSince, rec.IP)
+	a.signalDemandLocked()
+	return a.responseLocked(rec.IP), nil
+}
+
+// markBusyLocked marks key as being written; the returned channel is closed
+// by unmarkBusyLocked.
+func (a *Allocator) markBusyLocked(key agentapi.AttachmentKey) chan struct{} {
+	done := make(chan struct{})
+	a.busy[key] = done
+	return done
+}
+
+func (a *Allocator) unmarkBusyLocked(key agentapi.AttachmentKey, done chan struct{}) {
+	delete(a.busy, key)
+	close(done)
+}
+
+// awaitKeyLocked waits, with mu released, until no write for key is in
+// flight: one attachment's allocations and releases are serialised, only
+// different attachments' writes overlap. A nil timeout and ctx never fire.
+func (a *Allocator) awaitKeyLocked(ctx context.Context, key agentapi.AttachmentKey, timeout <-chan time.Time) error {
+	for {
+		done, ok := a.busy[key]
+		if !ok {
+			return nil
+		}
+		a.mu.Unlock()
+		var err error
+		select {
+		case <-done:
+		case <-timeout:
+			err = &agentapi.Error{Code: agentapi.CodeTryAgainLater, Message: fmt.Sprintf("container %s interface %s is still being written; try again later", key.ContainerID, key.IfName)}
+		case <-ctx.Done():
+			err = &agentapi.Error{Code: agentapi.CodeTryAgainLater, Message: fmt.Sprintf("gave up waiting for the earlier request of container %s interface %s: %v; try again later", key.ContainerID, key.IfName, ctx.Err())}
+		}
+		a.mu.Lock()
+		if err != nil {
+			return err
 		}
 	}
 }
@@ -105,11 +162,30 @@ func (a *Allocator) Release(key agentapi.AttachmentKey) (string, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.releaseLocked(key)
+	// Neither a nil timeout nor the background context ever fires.
+	_ = a.awaitKeyLocked(context.Background(), key, nil)
+	rec, ok := a.store.Get(key)
+	if !ok {
+		return "", nil
+	}
+	// Written with mu released, as in recordLocked; the IP stays held in
+	// the store until the removal is on disk.
+	done := a.markBusyLocked(key)
+	a.mu.Unlock()
+	_, removed, err := a.store.Remove(key)
+	a.mu.Lock()
+	a.unmarkBusyLocked(key, done)
+	return a.afterRemoveLocked(key, rec, removed, err)
 }
 
+// releaseLocked releases key with mu held throughout (the GC's path).
 func (a *Allocator) releaseLocked(key agentapi.AttachmentKey) (string, error) {
 	rec, ok, err := a.store.Remove(key)
+	return a.afterRemoveLocked(key, rec, ok, err)
+}
+
+// afterRemoveLocked makes a removed record's IP free.
+func (a *Allocator) afterRemoveLocked(key agentapi.AttachmentKey, rec store.Record, ok bool, err error) (string, error) {
 	if err != nil {
 		return "", &agentapi.Error{Code: agentapi.CodeInternal, Message: fmt.Sprintf("release container %s interface %s: %v", key.ContainerID, key.IfName, err)}
 	}
@@ -143,7 +219,8 @@ func (a *Allocator) ReleaseUnless(keep func(store.Record) bool, minAge time.Dura
 	var released []agentapi.AttachmentKey
 	var errs []error
 	for _, r := range a.store.List() {
-		if keep(r) || now.Sub(r.AllocatedAt) < minAge {
+		// A key being written belongs to a request in flight.
+		if _, busy := a.busy[r.AttachmentKey]; busy || keep(r) || now.Sub(r.AllocatedAt) < minAge {
 			continue
 		}
 		if _, err := a.releaseLocked(r.AttachmentKey); err != nil {

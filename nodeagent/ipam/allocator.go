@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nicpool/nicpool/internal/pool"
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
 	"github.com/nicpool/nicpool/nodeagent/metrics"
 	"github.com/nicpool/nicpool/nodeagent/store"
 )
@@ -47,8 +48,10 @@ type PoolState struct {
 	VNetAddressSpace []string
 }
 
-// Allocator hands out the pool's IPs. All its state is guarded by mu; the
-// store is only written with mu held, so "pick a free IP, record it" is atomic.
+// Allocator hands out the pool's IPs. All its state is guarded by mu. An
+// allocation picks its IP with mu held and records it with mu released
+// (the IP is reserved meanwhile), so "pick a free IP, record it" never
+// hands an IP out twice, and concurrent allocations' store writes overlap.
 type Allocator struct {
 	cfg   Config
 	store store.Store
@@ -58,9 +61,11 @@ type Allocator struct {
 	pool        PoolState
 	statusIPs   map[string]bool
 	specUnused  map[string]bool
-	releasing   map[string]bool      // chosen for release, not yet seen in spec.ipsNotInUse
-	idleSince   map[string]time.Time // free IPs: when they became free
-	lastUsed    map[string]time.Time // when an attachment last gave the IP back
+	releasing   map[string]bool                          // chosen for release, not yet seen in spec.ipsNotInUse
+	idleSince   map[string]time.Time                     // free IPs: when they became free
+	lastUsed    map[string]time.Time                     // when an attachment last gave the IP back
+	reserved    map[string]bool                          // picked, its allocation being written
+	busy        map[agentapi.AttachmentKey]chan struct{} // being written; closed when done
 	waiters     int
 	changed     chan struct{} // closed (and replaced) when an IP may have become free
 	demand      chan struct{} // buffered(1): the planned spec may have changed
@@ -85,6 +90,8 @@ func New(st store.Store, cfg Config) *Allocator {
 		releasing:  map[string]bool{},
 		idleSince:  map[string]time.Time{},
 		lastUsed:   map[string]time.Time{},
+		reserved:   map[string]bool{},
+		busy:       map[agentapi.AttachmentKey]chan struct{}{},
 		changed:    make(chan struct{}),
 		demand:     make(chan struct{}, 1),
 	}
@@ -158,7 +165,10 @@ func (a *Allocator) usableLocked(ip string) bool {
 }
 
 func (a *Allocator) heldLocked() map[string]bool {
-	held := map[string]bool{}
+	held := make(map[string]bool, len(a.reserved))
+	for ip := range a.reserved {
+		held[ip] = true
+	}
 	for _, r := range a.store.List() {
 		held[r.IP] = true
 	}
