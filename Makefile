@@ -54,7 +54,8 @@ lint: verify ## gofmt, go vet and golangci-lint.
 	$(TOOLS)/golangci-lint run ./...
 
 .PHONY: test
-test: setup verify ## Everything CI runs: unit, envtest, network-namespace and e2e tests.
+test: setup verify ## Everything CI runs: unit, envtest, network-namespace, e2e and real-node cluster tests.
+	hack/test-images.sh
 	$(GO) test $(TEST_FLAGS) ./...
 	cd hack/imagebuild && $(GO) test -count=1 ./...
 
