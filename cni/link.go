@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -108,17 +109,24 @@ func configureHost(hostName string) error {
 		{fmt.Sprintf("net/ipv4/conf/%s/forwarding", hostName), "1"},
 	}
 	for _, s := range settings {
-		if _, err := sysctl.Sysctl(s.key, s.value); err != nil {
-			return fmt.Errorf("set %s to %s: %w", s.key, s.value, err)
+		if err := writeSysctl(s.key, s.value); err != nil {
+			return err
 		}
 	}
 	// No router advertisements are ever wanted on a pod veth.
-	_, _ = sysctl.Sysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_ra", hostName), "0")
+	_ = writeSysctl(fmt.Sprintf("net/ipv6/conf/%s/accept_ra", hostName), "0")
 	if v, err := sysctl.Sysctl("net/ipv4/ip_forward"); err == nil && v == "1" {
 		return nil
 	}
-	if _, err := sysctl.Sysctl("net/ipv4/ip_forward", "1"); err != nil {
-		return fmt.Errorf("enable ipv4 forwarding: %w", err)
+	return writeSysctl("net/ipv4/ip_forward", "1")
+}
+
+// writeSysctl sets a /proc/sys key. Unlike sysctl.Sysctl it does not read
+// the value back: a write to /proc/sys either fails or took effect, and
+// the read-back cost an open and a read per key on every ADD.
+func writeSysctl(key, value string) error {
+	if err := os.WriteFile("/proc/sys/"+key, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("set %s to %s: %w", key, value, err)
 	}
 	return nil
 }
