@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 
+	"github.com/nicpool/nicpool/nodeagent/agentapi"
 	"github.com/nicpool/nicpool/test/e2e/testbed"
 )
 
@@ -29,26 +33,52 @@ const referenceConfList = `{
   }]
 }`
 
-// BenchmarkPodNetworkAddDel measures one pod network's ADD followed by its
-// DEL, run by libcni from a VM namespace as a container runtime would, for
-// nicpool (plugin + agent, with a warm pool) and for ptp + host-local in the
-// same run. Compare the two with benchstat or test/bench/run.sh.
-func BenchmarkPodNetworkAddDel(b *testing.B) {
+// burstPods is how many ADDs the burst benchmark starts at once: the most
+// pods (and IPs) one VM takes.
+const burstPods = 250
+
+// benchNode is one VM of a testbed with nicpool installed, the reference
+// configuration beside it, and the libcni a container runtime would use.
+type benchNode struct {
+	tb        *testbed.Testbed
+	vm        *testbed.VM
+	cni       *libcni.CNIConfig
+	nicpool   *libcni.NetworkConfigList
+	reference *libcni.NetworkConfigList
+}
+
+// implementations lists nicpool and its reference, in the order they run.
+func (n *benchNode) implementations() []struct {
+	name string
+	list *libcni.NetworkConfigList
+} {
+	return []struct {
+		name string
+		list *libcni.NetworkConfigList
+	}{{"nicpool", n.nicpool}, {"ptp+host-local", n.reference}}
+}
+
+// newBenchNode starts a one-VM testbed whose agent has at least minFree
+// free IPs (a warm pool) before it returns.
+func newBenchNode(b *testing.B, agentArgs []string, minFree int) *benchNode {
+	b.Helper()
 	if os.Geteuid() != 0 {
 		b.Skip("needs root for network namespaces")
 	}
 	ctx := context.Background()
 	work := b.TempDir()
-	tb, err := testbed.New(ctx, testbed.Config{VMs: 1, BinDir: binDir, WorkDir: work, PutLatency: 50 * time.Millisecond,
-		AgentArgs: []string{"--warm-ip-target=16", "--release-cooldown=10m"}})
+	tb, err := testbed.New(ctx, testbed.Config{VMs: 1, BinDir: binDir, WorkDir: work, PutLatency: 50 * time.Millisecond, AgentArgs: agentArgs})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer tb.Close()
+	b.Cleanup(tb.Close)
 	if err := tb.WaitReady(ctx, 90*time.Second); err != nil {
 		b.Fatal(err)
 	}
 	vm := tb.VMs[0]
+	if err := waitFree(ctx, vm.SocketPath, minFree, 3*time.Minute); err != nil {
+		b.Fatal(err)
+	}
 	files, err := libcni.ConfFiles(vm.CNIConfDir, []string{".conflist"})
 	if err != nil || len(files) == 0 {
 		b.Fatalf("no nicpool conflist: %v", err)
@@ -62,25 +92,53 @@ func BenchmarkPodNetworkAddDel(b *testing.B) {
 		b.Fatal(err)
 	}
 	cni := libcni.NewCNIConfigWithCacheDir([]string{vm.CNIBinDir, "/usr/lib/cni"}, filepath.Join(work, "cache"), nil)
-	podNS, err := tb.NewPodNamespace("bench")
+	return &benchNode{tb: tb, vm: vm, cni: cni, nicpool: nicpool, reference: reference}
+}
+
+// waitFree waits until the agent on socket has at least n free IPs.
+func waitFree(ctx context.Context, socket string, n int, timeout time.Duration) error {
+	c := agentapi.NewClient(socket)
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := c.Status(ctx)
+		if err == nil && st.Free >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("agent never had %d free IPs within %s (last status %+v, %v)", n, timeout, st, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// runtimeConf is a pod's attachment with a fresh container ID.
+func runtimeConf(netns, pod string) *libcni.RuntimeConf {
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	return &libcni.RuntimeConf{ContainerID: hex.EncodeToString(id), NetNS: netns, IfName: "eth0",
+		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", pod}}}
+}
+
+// BenchmarkPodNetworkAddDel measures one pod network's ADD followed by its
+// DEL, run by libcni from a VM namespace as a container runtime would, for
+// nicpool (plugin + agent, with a warm pool) and for ptp + host-local in the
+// same run. Compare the two with benchstat or test/bench/run.sh.
+func BenchmarkPodNetworkAddDel(b *testing.B) {
+	n := newBenchNode(b, []string{"--warm-ip-target=16", "--release-cooldown=10m"}, 16)
+	ctx := context.Background()
+	podNS, err := n.tb.NewPodNamespace("bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range []struct {
-		name string
-		list *libcni.NetworkConfigList
-	}{{"nicpool", nicpool}, {"ptp+host-local", reference}} {
+	for _, c := range n.implementations() {
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
-				id := make([]byte, 16)
-				_, _ = rand.Read(id)
-				rt := &libcni.RuntimeConf{ContainerID: hex.EncodeToString(id), NetNS: podNS.Path(), IfName: "eth0",
-					Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", "bench"}}}
-				err := vm.NS.Do(func(ns.NetNS) error {
-					if _, err := cni.AddNetworkList(ctx, c.list, rt); err != nil {
+				rt := runtimeConf(podNS.Path(), "bench")
+				err := n.vm.NS.Do(func(ns.NetNS) error {
+					if _, err := n.cni.AddNetworkList(ctx, c.list, rt); err != nil {
 						return fmt.Errorf("ADD: %w", err)
 					}
-					return cni.DelNetworkList(ctx, c.list, rt)
+					return n.cni.DelNetworkList(ctx, c.list, rt)
 				})
 				if err != nil {
 					b.Fatal(err)
@@ -88,4 +146,106 @@ func BenchmarkPodNetworkAddDel(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPodNetworkBurst starts burstPods ADDs at once on a warm node (the
+// pool already holds an IP for every pod), each into its own pod namespace,
+// for nicpool and for ptp + host-local in the same run. It reports the wall
+// time of the whole burst (ns/op) and the p50 and p99 of the pods' own ADD
+// latencies, checks every pod got its own IP, and DELs them all untimed.
+func BenchmarkPodNetworkBurst(b *testing.B) {
+	n := newBenchNode(b, []string{"--min-ip-target=250", "--warm-ip-target=16", "--max-ips=250", "--release-cooldown=10m"}, burstPods)
+	pods := make([]string, burstPods)
+	for i := range pods {
+		p, err := n.tb.NewPodNamespace(fmt.Sprintf("burst-%d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		pods[i] = p.Path()
+	}
+	for _, c := range n.implementations() {
+		b.Run(c.name, func(b *testing.B) {
+			var lat []time.Duration
+			for b.Loop() {
+				rts := make([]*libcni.RuntimeConf, len(pods))
+				for i, p := range pods {
+					rts[i] = runtimeConf(p, fmt.Sprintf("burst-%d", i))
+				}
+				burst, err := n.burst(c.list, rts)
+				lat = append(lat, burst...)
+				b.StopTimer()
+				if derr := n.delAll(c.list, rts); err == nil {
+					err = derr
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+			slices.Sort(lat)
+			pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
+			b.ReportMetric(pct(0.50), "p50-ms")
+			b.ReportMetric(pct(0.99), "p99-ms")
+		})
+	}
+}
+
+// burst runs every ADD at once and returns their latencies; it fails when
+// an ADD fails or two pods got the same IP.
+func (n *benchNode) burst(list *libcni.NetworkConfigList, rts []*libcni.RuntimeConf) ([]time.Duration, error) {
+	lat := make([]time.Duration, len(rts))
+	ips := make([]string, len(rts))
+	errs := make([]error, len(rts))
+	var wg sync.WaitGroup
+	for i, rt := range rts {
+		wg.Go(func() {
+			start := time.Now()
+			errs[i] = n.vm.NS.Do(func(ns.NetNS) error {
+				res, err := n.cni.AddNetworkList(context.Background(), list, rt)
+				if err != nil {
+					return fmt.Errorf("ADD of pod %d: %w", i, err)
+				}
+				r, err := current.NewResultFromResult(res)
+				if err != nil || len(r.IPs) != 1 {
+					return fmt.Errorf("ADD of pod %d: result %v without one IP (%v)", i, res, err)
+				}
+				ips[i] = r.IPs[0].Address.IP.String()
+				return nil
+			})
+			lat[i] = time.Since(start)
+		})
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for i, ip := range ips {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if j, dup := seen[ip]; dup {
+			return nil, fmt.Errorf("pods %d and %d both got %s", j, i, ip)
+		}
+		seen[ip] = i
+	}
+	return lat, nil
+}
+
+// delAll DELs every attachment, at most 32 at a time; every DEL is tried.
+func (n *benchNode) delAll(list *libcni.NetworkConfigList, rts []*libcni.RuntimeConf) error {
+	errs := make([]error, len(rts))
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for i, rt := range rts {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			errs[i] = n.vm.NS.Do(func(ns.NetNS) error { return n.cni.DelNetworkList(context.Background(), list, rt) })
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
