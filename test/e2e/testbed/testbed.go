@@ -76,6 +76,7 @@ type Testbed struct {
 	closers    []func() error
 	cancel     context.CancelFunc
 	fabricErrs chan error
+	followDone chan struct{} // closed when the fabric stops following armsim
 
 	apiMu  sync.Mutex
 	apiCmd *exec.Cmd // the kube-apiserver RestartAPIServer started, if any
@@ -216,6 +217,10 @@ func (tb *Testbed) startOperator(ctx context.Context) error {
 // Close stops every process and deletes every namespace the testbed created.
 func (tb *Testbed) Close() {
 	tb.cancel()
+	if tb.followDone != nil {
+		// The follower works inside the fabric namespace, deleted below.
+		<-tb.followDone
+	}
 	for _, vm := range tb.VMs {
 		if vm.Agent != nil {
 			vm.Agent.Stop()

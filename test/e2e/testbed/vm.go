@@ -96,7 +96,11 @@ func (tb *Testbed) startVMs(ctx context.Context) error {
 	if err := tb.fabric.allowInternet(primaries); err != nil {
 		return err
 	}
-	go tb.fabric.follow(ctx, tb.Sim, tb.fabricErrs)
+	tb.followDone = make(chan struct{})
+	go func() {
+		defer close(tb.followDone)
+		tb.fabric.follow(ctx, tb.Sim, tb.fabricErrs)
+	}()
 	if tb.cfg.ExternalNodes {
 		return nil
 	}
