@@ -68,7 +68,7 @@ demo: setup ## A 3-node Kubernetes cluster on the simulated VNet, nicpool by Hel
 bench: setup build ## Benchmarks (operator scale, CNI ADD/DEL against ptp+host-local).
 	test/bench/run.sh
 
-SOAK_DRILLS ?= 100
+SOAK_DRILLS ?= 300
 SOAK_FLAGS ?=
 .PHONY: soak
 soak: setup ## Randomized kill and fault drills with an audit after each (root); SOAK_DRILLS=200 for more.

@@ -107,6 +107,9 @@ func (s *soak) runDrill(ctx context.Context, n int, kind drillKind) drillResult 
 	// A burst concentrated on one VM outgrows its warm pool, so the agent
 	// asks for more and the operator writes the NIC while the fault hits.
 	adds := 4 + s.rnd.IntN(8)
+	if kind == drillARMFaults {
+		adds += 4 // more growth, more NIC writes to fail
+	}
 	adds = min(adds, maxPods-len(s.live))
 	dels := 0
 	if len(s.live) > minPods {
@@ -155,7 +158,11 @@ func (s *soak) runDrill(ctx context.Context, n int, kind drillKind) drillResult 
 	}
 	res := <-churn
 	if r.withFaults {
+		// The writes that follow the burst (a scale-up finishing, idle IPs
+		// going back after the agents' 2 s cooldown) meet faults too.
+		sleep(ctx, s.jitter(2000, 4000))
 		s.tb.Faults.Set(0)
+		res.healedAt = time.Now()
 	}
 	r.started, r.deleted = len(res.started), res.deleted
 	r.errs = append(r.errs, res.errs...)
