@@ -122,7 +122,10 @@ func runtimeConf(netns, pod string) *libcni.RuntimeConf {
 // BenchmarkPodNetworkAddDel measures one pod network's ADD followed by its
 // DEL, run by libcni from a VM namespace as a container runtime would, for
 // nicpool (plugin + agent, with a warm pool) and for ptp + host-local in the
-// same run. Compare the two with benchstat or test/bench/run.sh.
+// same run. Each iteration runs one cycle of each, alternating which goes
+// first, so a change in the machine's load during the run hits both alike
+// (the CI machine is shared). It reports the mean of each (nicpool-ms,
+// reference-ms), their ratio, and p50/p99 of each; ns/op is the pair.
 func BenchmarkPodNetworkAddDel(b *testing.B) {
 	n := newBenchNode(b, []string{"--warm-ip-target=16", "--release-cooldown=10m"}, 16)
 	ctx := context.Background()
@@ -130,29 +133,63 @@ func BenchmarkPodNetworkAddDel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range n.implementations() {
-		b.Run(c.name, func(b *testing.B) {
-			for b.Loop() {
-				rt := runtimeConf(podNS.Path(), "bench")
-				err := n.vm.NS.Do(func(ns.NetNS) error {
-					if _, err := n.cni.AddNetworkList(ctx, c.list, rt); err != nil {
-						return fmt.Errorf("ADD: %w", err)
-					}
-					return n.cni.DelNetworkList(ctx, c.list, rt)
-				})
-				if err != nil {
-					b.Fatal(err)
+	impls := n.implementations()
+	lat := make([][]time.Duration, len(impls))
+	i := 0
+	for b.Loop() {
+		for k := range impls {
+			c := impls[(i+k)%len(impls)]
+			rt := runtimeConf(podNS.Path(), "bench")
+			start := time.Now()
+			err := n.vm.NS.Do(func(ns.NetNS) error {
+				if _, err := n.cni.AddNetworkList(ctx, c.list, rt); err != nil {
+					return fmt.Errorf("%s ADD: %w", c.name, err)
 				}
+				return n.cni.DelNetworkList(ctx, c.list, rt)
+			})
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
+			lat[(i+k)%len(impls)] = append(lat[(i+k)%len(impls)], time.Since(start))
+		}
+		i++
 	}
+	reportMeans(b, lat[0], lat[1])
+	reportPercentiles(b, "nicpool", lat[0])
+	reportPercentiles(b, "reference", lat[1])
+}
+
+// reportMeans reports nicpool's and the reference's mean in milliseconds
+// and the ratio of the means.
+func reportMeans(b *testing.B, nicpool, reference []time.Duration) {
+	mean := func(d []time.Duration) float64 {
+		var sum time.Duration
+		for _, x := range d {
+			sum += x
+		}
+		return float64(sum) / float64(len(d)) / 1e6
+	}
+	b.ReportMetric(mean(nicpool), "nicpool-ms")
+	b.ReportMetric(mean(reference), "reference-ms")
+	b.ReportMetric(mean(nicpool)/mean(reference), "ratio")
+}
+
+// reportPercentiles reports the p50 and p99 of d in milliseconds.
+func reportPercentiles(b *testing.B, name string, d []time.Duration) {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	pct := func(p float64) float64 { return float64(s[int(p*float64(len(s)-1))]) / 1e6 }
+	b.ReportMetric(pct(0.5), name+"-p50-ms")
+	b.ReportMetric(pct(0.99), name+"-p99-ms")
 }
 
 // BenchmarkPodNetworkBurst starts burstPods ADDs at once on a warm node (the
 // pool already holds an IP for every pod), each into its own pod namespace,
-// for nicpool and for ptp + host-local in the same run. It reports the wall
-// time of the whole burst (ns/op) and the p50 and p99 of the pods' own ADD
-// latencies, checks every pod got its own IP, and DELs them all untimed.
+// for nicpool and for ptp + host-local in the same run, alternating which
+// goes first. Per implementation it reports the burst's wall time (mean
+// over iterations, nicpool-ms and reference-ms, and their ratio) and the
+// p50 and p99 of the pods' own ADD latencies over all iterations. It checks
+// every pod got its own IP and DELs them all untimed.
 func BenchmarkPodNetworkBurst(b *testing.B) {
 	n := newBenchNode(b, []string{"--min-ip-target=250", "--warm-ip-target=16", "--max-ips=250", "--release-cooldown=10m"}, burstPods)
 	pods := make([]string, burstPods)
@@ -163,31 +200,35 @@ func BenchmarkPodNetworkBurst(b *testing.B) {
 		}
 		pods[i] = p.Path()
 	}
-	for _, c := range n.implementations() {
-		b.Run(c.name, func(b *testing.B) {
-			var lat []time.Duration
-			for b.Loop() {
-				rts := make([]*libcni.RuntimeConf, len(pods))
-				for i, p := range pods {
-					rts[i] = runtimeConf(p, fmt.Sprintf("burst-%d", i))
-				}
-				burst, err := n.burst(c.list, rts)
-				lat = append(lat, burst...)
-				b.StopTimer()
-				if derr := n.delAll(c.list, rts); err == nil {
-					err = derr
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.StartTimer()
+	impls := n.implementations()
+	wall := make([][]time.Duration, len(impls))
+	perPod := make([][]time.Duration, len(impls))
+	i := 0
+	for b.Loop() {
+		for k := range impls {
+			idx := (i + k) % len(impls)
+			rts := make([]*libcni.RuntimeConf, len(pods))
+			for p, path := range pods {
+				rts[p] = runtimeConf(path, fmt.Sprintf("burst-%d", p))
 			}
-			slices.Sort(lat)
-			pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
-			b.ReportMetric(pct(0.50), "p50-ms")
-			b.ReportMetric(pct(0.99), "p99-ms")
-		})
+			start := time.Now()
+			lat, err := n.burst(impls[idx].list, rts)
+			wall[idx] = append(wall[idx], time.Since(start))
+			perPod[idx] = append(perPod[idx], lat...)
+			b.StopTimer()
+			if derr := n.delAll(impls[idx].list, rts); err == nil {
+				err = derr
+			}
+			if err != nil {
+				b.Fatalf("%s: %v", impls[idx].name, err)
+			}
+			b.StartTimer()
+		}
+		i++
 	}
+	reportMeans(b, wall[0], wall[1])
+	reportPercentiles(b, "nicpool-pod", perPod[0])
+	reportPercentiles(b, "reference-pod", perPod[1])
 }
 
 // burst runs every ADD at once and returns their latencies; it fails when
