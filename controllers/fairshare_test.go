@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -15,38 +17,142 @@ func TestFairGrant(t *testing.T) {
 		others []usage
 		want   int
 	}{
-		{name: "alone gets what it wants", limit: 16000, self: usage{0, 250}, want: 250},
-		{name: "never takes away held IPs", limit: 100, self: usage{200, 50}, want: 50},
-		{name: "shrinking request keeps request", limit: 100, self: usage{80, 10}, want: 10},
-		{name: "steady", limit: 100, self: usage{40, 40}, others: []usage{{60, 60}}, want: 40},
-		{name: "no free quota keeps held", limit: 100, self: usage{10, 50}, others: []usage{{90, 90}}, want: 10},
-		{name: "free quota above others' needs", limit: 100, self: usage{0, 80}, others: []usage{{10, 10}}, want: 80},
-		{name: "leaves room for others to reach fair share", limit: 100, self: usage{0, 100}, others: []usage{{0, 100}}, want: 50},
-		{name: "grows past fair share once others have theirs", limit: 100, self: usage{50, 100}, others: []usage{{40, 40}}, want: 60},
-		{name: "scarce: proportional, never zero", limit: 100, self: usage{0, 100}, others: []usage{{98, 100}, {0, 100}}, want: 1},
-		{name: "zero-demand pools hold back only a floor", limit: 100, self: usage{0, 100}, others: []usage{{0, 0}, {0, 0}}, want: 83},
-		{name: "idle pools holding IPs need no floor", limit: 100, self: usage{0, 100}, others: []usage{{10, 0}, {10, 0}}, want: 80},
-		{name: "late asker next to full pools is not left at zero", limit: 1000, self: usage{0, 250}, others: append(repeat(usage{250, 250}, 3), usage{0, 0}, usage{0, 0}, usage{0, 0}), want: 223},
-		{name: "first of three leaves others their fair share", limit: 100, self: usage{0, 100}, others: repeat(usage{0, 100}, 2), want: 34},
-		{name: "70 nodes: room for 69 fair shares of 228", limit: 16000, self: usage{0, 250}, others: repeat(usage{0, 250}, 69), want: 250},
-		{name: "70 nodes: late node gets a proportional share", limit: 16000, self: usage{0, 250}, others: append(repeat(usage{250, 250}, 10), repeat(usage{0, 250}, 59)...), want: 225},
-		{name: "70 nodes: leftover after fair shares", limit: 16000, self: usage{228, 250}, others: repeat(usage{228, 250}, 69), want: 250},
-		{name: "more pools than quota still gives one", limit: 3, self: usage{0, 5}, others: repeat(usage{0, 5}, 5), want: 1},
-		{name: "negative want", limit: 10, self: usage{0, -1}, want: 0},
+		{name: "alone gets what it wants", limit: 16000, self: usage{"a", 0, 250}, want: 250},
+		{name: "never takes away held IPs", limit: 100, self: usage{"a", 200, 50}, want: 50},
+		{name: "shrinking request keeps request", limit: 100, self: usage{"a", 80, 10}, want: 10},
+		{name: "above its share: nothing replaces what the agent gives back", limit: 100, self: usage{"a", 60, 60}, others: []usage{{"b", 33, 60}, {"c", 7, 60}}, want: 34},
+		{name: "steady", limit: 100, self: usage{"a", 40, 40}, others: []usage{{"b", 60, 60}}, want: 40},
+		{name: "no free quota keeps held", limit: 100, self: usage{"a", 10, 50}, others: []usage{{"b", 90, 90}}, want: 10},
+		{name: "free quota above others' needs", limit: 100, self: usage{"a", 0, 80}, others: []usage{{"b", 10, 10}}, want: 80},
+		{name: "leaves room for others to reach fair share", limit: 100, self: usage{"a", 0, 100}, others: []usage{{"b", 0, 100}}, want: 50},
+		{name: "grows past an equal split once others have theirs", limit: 100, self: usage{"a", 50, 100}, others: []usage{{"b", 40, 40}}, want: 60},
+		{name: "scarce: proportional, never zero", limit: 100, self: usage{"a", 0, 100}, others: []usage{{"b", 98, 100}, {"c", 0, 100}}, want: 1},
+		{name: "zero-demand pools hold back only a floor", limit: 100, self: usage{"a", 0, 100}, others: []usage{{"b", 0, 0}, {"c", 0, 0}}, want: 80},
+		{name: "idle pools holding IPs need no floor", limit: 100, self: usage{"a", 0, 100}, others: []usage{{"b", 10, 0}, {"c", 10, 0}}, want: 80},
+		{name: "late asker next to full pools is not left at zero", limit: 1000, self: usage{"a", 0, 250}, others: append(repeatNamed(usage{"full", 250, 250}, 3), repeatNamed(usage{"idle", 0, 0}, 3)...), want: 222},
+		{name: "first of three stops at its fair share", limit: 100, self: usage{"a", 0, 100}, others: repeatNamed(usage{"b", 0, 100}, 2), want: 34},
+		{name: "first of three asking 60 stops at its share", limit: 100, self: usage{"z", 0, 60}, others: repeatNamed(usage{"b", 0, 60}, 2), want: 33},
+		{name: "a pool above its share leaves the rest to others", limit: 100, self: usage{"c", 7, 60}, others: []usage{{"a", 60, 60}, {"b", 33, 60}}, want: 7},
+		{name: "released quota goes to the pool below its share", limit: 100, self: usage{"c", 7, 60}, others: []usage{{"a", 34, 60}, {"b", 33, 60}}, want: 33},
+		{name: "70 nodes: no more than the fair share of 228", limit: 16000, self: usage{"z", 0, 250}, others: repeatNamed(usage{"b", 0, 250}, 69), want: 228},
+		{name: "70 nodes: late node gets a proportional share", limit: 16000, self: usage{"z", 0, 250}, others: append(repeatNamed(usage{"full", 250, 250}, 10), repeatNamed(usage{"b", 0, 250}, 59)...), want: 224},
+		{name: "70 nodes: leftover after fair shares", limit: 16000, self: usage{"a", 228, 250}, others: repeatNamed(usage{"b", 228, 250}, 69), want: 229},
+		{name: "more pools than quota still gives one", limit: 3, self: usage{"a", 0, 5}, others: repeatNamed(usage{"b", 0, 5}, 5), want: 1},
+		{name: "negative want", limit: 10, self: usage{"a", 0, -1}, want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := fairGrant(tt.limit, tt.self, tt.others); got != tt.want {
+			if got, _ := fairGrant(tt.limit, tt.self, tt.others); got != tt.want {
 				t.Errorf("fairGrant(%d, %+v, %d others) = %d, want %d", tt.limit, tt.self, len(tt.others), got, tt.want)
 			}
 		})
 	}
 }
 
-func repeat(u usage, n int) []usage {
+func TestFairShares(t *testing.T) {
+	tests := []struct {
+		name  string
+		limit int
+		pools []usage
+		want  map[string]int
+	}{
+		{name: "three asking 60 of 100: the odd IP by name", limit: 100,
+			pools: []usage{{"a", 60, 60}, {"b", 33, 60}, {"c", 7, 60}}, want: map[string]int{"a": 34, "b": 33, "c": 33}},
+		{name: "same split whoever holds what", limit: 100,
+			pools: []usage{{"a", 0, 60}, {"b", 0, 60}, {"c", 60, 60}}, want: map[string]int{"a": 34, "b": 33, "c": 33}},
+		{name: "small demands are met, the rest split what is left", limit: 100,
+			pools: []usage{{"a", 0, 10}, {"b", 0, 60}, {"c", 0, 60}}, want: map[string]int{"a": 10, "b": 45, "c": 45}},
+		{name: "idle pools keep a floor", limit: 100,
+			pools: []usage{{"a", 0, 60}, {"b", 0, 0}, {"c", 0, 0}}, want: map[string]int{"a": 60, "b": 10, "c": 10}},
+		{name: "the limit covers every demand", limit: 1000,
+			pools: []usage{{"a", 0, 250}, {"b", 0, 100}}, want: map[string]int{"a": 250, "b": 100}},
+		{name: "fewer IPs than pools", limit: 2,
+			pools: []usage{{"a", 0, 5}, {"b", 1, 5}, {"c", 0, 5}}, want: map[string]int{"a": 1, "b": 1, "c": 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := fairShares(tt.limit, tt.pools); !maps.Equal(got, tt.want) {
+				t.Errorf("fairShares = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLedgerConvergesToFairShares plays three pools asking 60 of 100 in every
+// order, one at a time (each grown as far as it may before the next asks), and
+// with agents that give back free IPs above the fair share their status
+// shows: every order ends at 34/33/33.
+func TestLedgerConvergesToFairShares(t *testing.T) {
+	orders := [][]string{{"a", "b", "c"}, {"a", "c", "b"}, {"b", "a", "c"}, {"b", "c", "a"}, {"c", "a", "b"}, {"c", "b", "a"}}
+	for _, order := range orders {
+		t.Run(fmt.Sprint(order), func(t *testing.T) {
+			l := NewLedger(100)
+			l.Rebuild(nil)
+			woken := map[string]bool{}
+			l.wake = func(p []string) {
+				for _, n := range p {
+					woken[n] = true
+				}
+			}
+			held := map[string]int{}
+			released := map[string]int{}
+			published := map[string]int{}
+			// pass is one reconcile: remove what the agent released, grow
+			// to the grant (as computePlan does), publish the share.
+			pass := func(p string) {
+				g := l.Reserve(p, "v", held[p], 60)
+				keep := held[p] - released[p]
+				held[p], released[p] = keep+max(0, g-keep), 0
+				l.Settle(p, "v", held[p])
+				share, binding := l.FairShare(p)
+				published[p] = noShare
+				if binding {
+					published[p] = share
+				}
+				l.Published(p, published[p])
+			}
+			// agent lists in ipsNotInUse what is above the share its status
+			// shows; its spec change is a reconcile of its own.
+			agent := func(p string) {
+				if s := published[p]; s != noShare && held[p]-released[p] > s {
+					released[p] = held[p] - s
+					woken[p] = true
+				}
+			}
+			for _, p := range order {
+				l.Observe(p, "v", held[p], 60, published[p])
+				pass(p)
+			}
+			for round := 0; round < 10 && len(woken) > 0; round++ {
+				names := slices.Sorted(maps.Keys(woken))
+				clear(woken)
+				for _, p := range names {
+					pass(p)
+				}
+				for _, p := range order {
+					agent(p)
+				}
+			}
+			if len(woken) > 0 {
+				t.Errorf("still waking %v after 10 rounds", slices.Sorted(maps.Keys(woken)))
+			}
+			got := []int{held["a"], held["b"], held["c"]}
+			slices.Sort(got)
+			if !slices.Equal(got, []int{33, 33, 34}) {
+				t.Errorf("pools hold %v (a, b, c: %d, %d, %d), want 33/33/34", got, held["a"], held["b"], held["c"])
+			}
+			if used, _ := l.Used("v"); used > 100 {
+				t.Errorf("quota used %d > 100", used)
+			}
+		})
+	}
+}
+
+func repeatNamed(u usage, n int) []usage {
 	out := make([]usage, n)
 	for i := range out {
 		out[i] = u
+		out[i].Name = fmt.Sprintf("%s%02d", u.Name, i)
 	}
 	return out
 }
@@ -70,7 +176,7 @@ func TestLedgerNeverExceedsLimit(t *testing.T) {
 			l.Rebuild(nil)
 			held := make([]int, tt.n)
 			for i := range tt.n {
-				l.Observe(fmt.Sprintf("p%d", i), "v", 0, tt.want)
+				l.Observe(fmt.Sprintf("p%d", i), "v", 0, tt.want, noShare)
 			}
 			var wg sync.WaitGroup
 			for i := range tt.n {
@@ -174,8 +280,8 @@ func TestLedgerWakesHeldBackPools(t *testing.T) {
 			l.Settle("a", "v", 60)
 			l.Settle("b", "v", 30)
 			l.Settle("c", "v", 10)
-			l.Observe("b", "v", 30, 50)
-			l.Observe("c", "v", 10, 50)
+			l.Observe("b", "v", 30, 50, noShare)
+			l.Observe("c", "v", 10, 50, noShare)
 			var got []string
 			l.wake = func(p []string) { got = append(got, p...) }
 			tt.release(l)

@@ -18,6 +18,8 @@ type LedgerEntry struct {
 	Held int
 	// Want is the pool's request, capped by the per-VM limit.
 	Want int
+	// Published is the fair share its status shows, or noShare.
+	Published int
 }
 
 // ledgerEntry is what the ledger knows of one pool. Until the pool's NIC has
@@ -31,7 +33,15 @@ type ledgerEntry struct {
 	want     int
 	suspect  int
 	verified bool
+	// published is the fair share the pool's status shows (noShare: none).
+	published int
+	// nudged is the fair share the pool was last woken up to publish, so a
+	// pool is woken once per change of its share.
+	nudged int
 }
+
+// noShare stands for a fair share that does not bind the pool.
+const noShare = -1
 
 func (e *ledgerEntry) used() int {
 	return max(e.held+e.reserved, e.suspect)
@@ -86,7 +96,7 @@ func (l *Ledger) Rebuild(entries []LedgerEntry) {
 		if cur, ok := l.pools[e.Pool]; ok && cur.verified {
 			continue
 		}
-		l.pools[e.Pool] = &ledgerEntry{vnet: e.VNetID, held: e.Held, want: e.Want, suspect: max(e.Held, e.Want)}
+		l.pools[e.Pool] = &ledgerEntry{vnet: e.VNetID, held: e.Held, want: e.Want, suspect: max(e.Held, e.Want), published: e.Published, nudged: e.Published}
 		l.notify(e.VNetID)
 	}
 	select {
@@ -99,21 +109,115 @@ func (l *Ledger) Rebuild(entries []LedgerEntry) {
 // Reserve records that pool, on vnet, holds held nicpool IPs (just read from
 // its NIC) and wants want, and returns how many it may hold after its next
 // NIC write. Quota above held is reserved until Settle or Cancel.
+// The grant never exceeds the pool's fair share (see fairShares); pools
+// holding more than theirs are woken to publish it, so their agents give
+// back free IPs.
 func (l *Ledger) Reserve(pool, vnet string, held, want int) int {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	e := l.entry(pool, vnet)
 	e.held, e.want, e.reserved, e.suspect, e.verified = held, want, 0, 0, true
 	others := make([]usage, 0, len(l.pools))
 	for name, o := range l.pools {
 		if name != pool && o.vnet == vnet {
-			others = append(others, usage{Used: o.used(), Want: o.want})
+			others = append(others, usage{Name: name, Used: o.used(), Want: o.want})
 		}
 	}
-	grant := fairGrant(l.limit, usage{Used: held, Want: want}, others)
+	grant, _ := fairGrant(l.limit, usage{Name: pool, Used: held, Want: want}, others)
 	e.reserved = max(0, grant-held)
 	l.notify(vnet)
+	waiting := l.nudgeLocked(vnet, pool)
+	l.mu.Unlock()
+	l.wakeUp(waiting)
 	return grant
+}
+
+// FairShare returns pool's fair share of its VNet's quota and whether it
+// binds the pool (it wants or holds more). A pool the ledger does not know
+// is not bound.
+func (l *Ledger) FairShare(pool string) (share int, binding bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.pools[pool]
+	if !ok {
+		return 0, false
+	}
+	return l.bindingLocked(pool, e, l.sharesLocked(e.vnet))
+}
+
+// Published records the fair share pool's status now shows (noShare: none).
+// Should the share have moved since the pass computed it, in a way that
+// matters to the agent, the pool is woken to publish the new one.
+func (l *Ledger) Published(pool string, share int) {
+	l.mu.Lock()
+	e, ok := l.pools[pool]
+	if !ok {
+		l.mu.Unlock()
+		return
+	}
+	e.published, e.nudged = share, share
+	var waiting []string
+	if cur, binding := l.bindingLocked(pool, e, l.sharesLocked(e.vnet)); binding && capAt(e.held, cur) != capAt(e.held, share) {
+		e.nudged = cur
+		waiting = []string{pool}
+	} else if !binding && capAt(e.held, noShare) != capAt(e.held, share) {
+		e.nudged = noShare
+		waiting = []string{pool}
+	}
+	l.mu.Unlock()
+	l.wakeUp(waiting)
+}
+
+// capAt is the most IPs an agent holding held keeps under share.
+func capAt(held, share int) int {
+	if share == noShare {
+		return held
+	}
+	return min(held, share)
+}
+
+// sharesLocked returns the fair shares of vnet's pools. l.mu is held.
+func (l *Ledger) sharesLocked(vnet string) map[string]int {
+	var pools []usage
+	for name, e := range l.pools {
+		if e.vnet == vnet {
+			pools = append(pools, usage{Name: name, Used: e.used(), Want: e.want})
+		}
+	}
+	return fairShares(l.limit, pools)
+}
+
+// bindingLocked returns pool's share and whether it binds. l.mu is held.
+func (l *Ledger) bindingLocked(pool string, e *ledgerEntry, shares map[string]int) (int, bool) {
+	share := shares[pool]
+	return share, share < max(e.want, e.held)
+}
+
+// nudgeLocked returns the pools of vnet (but except) whose agents would act
+// differently on their current fair share than on the one their status
+// shows: one holding more than either. They are woken to publish it, once
+// per change. A stale share that makes no difference to the agent waits for
+// the pool's next pass. l.mu is held.
+func (l *Ledger) nudgeLocked(vnet, except string) []string {
+	if l.wake == nil {
+		return nil
+	}
+	shares := l.sharesLocked(vnet)
+	var out []string
+	for name, e := range l.pools {
+		if name == except || e.vnet != vnet {
+			continue
+		}
+		cur := noShare
+		if share, binding := l.bindingLocked(name, e, shares); binding {
+			cur = share
+		}
+		if cur != e.nudged && capAt(e.held, cur) != capAt(e.held, e.published) {
+			e.nudged = cur
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Settle records the outcome of a NIC write (or read): pool now holds held
@@ -124,7 +228,7 @@ func (l *Ledger) Settle(pool, vnet string, held int) {
 	before := e.used()
 	e.held, e.reserved, e.suspect, e.verified = held, 0, 0, true
 	l.notify(vnet)
-	waiting := l.freedLocked(vnet, before-e.used(), pool)
+	waiting := append(l.freedLocked(vnet, before-e.used(), pool), l.nudgeLocked(vnet, pool)...)
 	l.mu.Unlock()
 	l.wakeUp(waiting)
 }
@@ -132,22 +236,28 @@ func (l *Ledger) Settle(pool, vnet string, held int) {
 // Observe records a pool's demand as soon as the informer sees it, so that
 // fair shares count pools whose reconcile has not run yet. held (the status
 // count) is used only for a pool the ledger does not know.
-func (l *Ledger) Observe(pool, vnet string, held, want int) {
+// published is the fair share its status shows (noShare: none). A change of
+// demand changes the shares of the VNet's other pools: those that must
+// publish a lower share are woken.
+func (l *Ledger) Observe(pool, vnet string, held, want, published int) {
 	if vnet == "" {
 		return
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	e, ok := l.pools[pool]
 	if !ok {
-		e = &ledgerEntry{vnet: vnet, held: held}
+		e = &ledgerEntry{vnet: vnet, held: held, nudged: published}
 		l.pools[pool] = e
 	}
 	if e.vnet != vnet {
+		l.mu.Unlock()
 		return // the pool's next reconcile moves it.
 	}
-	e.want = want
+	e.want, e.published = want, published
 	l.notify(vnet)
+	waiting := l.nudgeLocked(vnet, "")
+	l.mu.Unlock()
+	l.wakeUp(waiting)
 }
 
 // Cancel returns pool's reservation after a NIC write that ARM refused, so
@@ -170,14 +280,14 @@ func (l *Ledger) Forget(pool string) {
 	if e, ok := l.pools[pool]; ok {
 		delete(l.pools, pool)
 		l.notify(e.vnet)
-		waiting = l.freedLocked(e.vnet, e.used(), pool)
+		waiting = append(l.freedLocked(e.vnet, e.used(), pool), l.nudgeLocked(e.vnet, pool)...)
 	}
 	l.mu.Unlock()
 	l.wakeUp(waiting)
 }
 
 // freedLocked returns the pools of vnet to wake after freed IPs of quota
-// came back: pools held back by the quota, fewest IPs first, at most one per
+// came back: pools below their fair share, fewest IPs first, at most one per
 // free IP, so a small release does not stampede every pool into an ARM read.
 // The releasing pool itself is left to its own result. l.mu is held.
 func (l *Ledger) freedLocked(vnet string, freed int, except string) []string {
@@ -194,8 +304,9 @@ func (l *Ledger) freedLocked(vnet string, freed int, except string) []string {
 		used int
 	}
 	var cands []cand
+	shares := l.sharesLocked(vnet)
 	for name, e := range l.pools {
-		if name != except && e.vnet == vnet && e.used() < e.want {
+		if name != except && e.vnet == vnet && e.used() < min(e.want, shares[name]) {
 			cands = append(cands, cand{name, e.used()})
 		}
 	}

@@ -128,6 +128,7 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 				"it goes once the Node is deleted or the agent has released every IP", pool.Name, len(pool.Status.IPs))
 	}
 	setConditions(pool, o)
+	share := r.setFairShare(pool, draining)
 	pool.Status.ObservedGeneration = pool.Generation
 	r.emitEvents(pool, prevLimit, o)
 	r.emitReadyEvent(pool, prevReady, o)
@@ -139,11 +140,31 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 	if drained {
 		return r.finalize(ctx, pool)
 	}
+	if !draining {
+		r.Ledger.Published(pool.Name, share)
+	}
 	poolConditions.update(pool.Name, &pool.Status)
 	ctrl.LoggerFrom(ctx).V(1).Info("Reconciled NodeIPPool", "allocated", pool.Status.AllocatedIPCount,
 		"requested", pool.Spec.RequestedIPCount, "notReady", o.readyReason, "limit", o.limitReason,
 		"requeueAfter", res.RequeueAfter, "took", time.Since(start))
 	return res, err
+}
+
+// setFairShare shows the pool's fair share of the VNet quota in its status
+// while that share binds it (see fairShares), and returns what it set
+// (noShare: none). A draining or unserved pool shows none.
+func (r *PoolReconciler) setFairShare(pool *nicpoolv1.NodeIPPool, draining bool) int {
+	pool.Status.FairShareIPCount = nil
+	if draining || pool.Status.VNetID == "" {
+		return noShare
+	}
+	share, binding := r.Ledger.FairShare(pool.Name)
+	if !binding {
+		return noShare
+	}
+	v := int32(share)
+	pool.Status.FairShareIPCount = &v
+	return share
 }
 
 // pass resolves the NIC, claims it for the pool, makes sure the finalizer

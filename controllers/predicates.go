@@ -18,7 +18,7 @@ func observeDemand(l *Ledger, perVM int) predicate.Predicate {
 			if !pool.DeletionTimestamp.IsZero() {
 				want = 0 // a deleted pool is given nothing more.
 			}
-			l.Observe(pool.Name, pool.Status.VNetID, len(pool.Status.IPs), want)
+			l.Observe(pool.Name, pool.Status.VNetID, len(pool.Status.IPs), want, publishedShare(pool))
 		}
 		return true
 	}

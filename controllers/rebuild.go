@@ -48,7 +48,7 @@ func (b *ledgerRebuilder) Start(ctx context.Context) error {
 			want = 0 // a deleted pool is given nothing more.
 		}
 		entries = append(entries, LedgerEntry{
-			Pool: p.Name, VNetID: p.Status.VNetID, Held: len(p.Status.IPs), Want: want,
+			Pool: p.Name, VNetID: p.Status.VNetID, Held: len(p.Status.IPs), Want: want, Published: publishedShare(&p),
 		})
 	}
 	b.ledger.Rebuild(entries)
@@ -69,4 +69,12 @@ func readyCheck(mgr manager.Manager, l *Ledger) func(*http.Request) error {
 		}
 		return nil
 	}
+}
+
+// publishedShare returns the fair share a pool's status shows, or noShare.
+func publishedShare(p *nicpoolv1.NodeIPPool) int {
+	if v := p.Status.FairShareIPCount; v != nil {
+		return int(*v)
+	}
+	return noShare
 }

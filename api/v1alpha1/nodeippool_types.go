@@ -128,6 +128,19 @@ type NodeIPPoolStatus struct {
 	// +optional
 	AllocatedIPCount int32 `json:"allocatedIPCount,omitempty"`
 
+	// fairShareIPCount is set while the VNet's quota binds this pool: the
+	// pool's max-min fair share of the VNet limit, the most IPs the operator
+	// lets it hold. Pools that want less than an equal split keep what they
+	// want; the rest share the remainder equally. The operator never takes an
+	// IP from the NIC on its own: when the pool holds more than this, the
+	// node agent gives back free IPs down to it (IPs held by pods stay), so
+	// the quota can reach pools below their share. The agent keeps asking
+	// for its full demand in spec.requestedIPCount: shares are computed from
+	// it. Absent, nothing but the per-VM limit caps the pool.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	FairShareIPCount *int32 `json:"fairShareIPCount,omitempty"`
+
 	// conditions describe the pool: Ready, LimitReached (reasons PerVMLimit,
 	// VNetLimit, SubnetFull), Throttled, NICNotFound and Degraded.
 	// +optional

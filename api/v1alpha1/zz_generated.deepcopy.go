@@ -106,6 +106,11 @@ func (in *NodeIPPoolStatus) DeepCopyInto(out *NodeIPPoolStatus) {
 		*out = make([]PoolIP, len(*in))
 		copy(*out, *in)
 	}
+	if in.FairShareIPCount != nil {
+		in, out := &in.FairShareIPCount, &out.FairShareIPCount
+		*out = new(int32)
+		**out = **in
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))

@@ -31,6 +31,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -114,37 +115,46 @@ type ReleaseInput struct {
 	LastScaleUp time.Time
 	// Free lists the IPs not held by any pod; the only ones that may go.
 	Free []IdleIP
+	// FairShare is the pool's status.fairShareIPCount, nil when the status
+	// has none: the operator's cap from the VNet's fair share. Free IPs
+	// beyond it go back at once, without the cooldowns, so the quota reaches
+	// nodes below their share; the request (Target) stays the node's demand,
+	// which the shares are computed from.
+	FairShare *int
 }
 
 // SelectRelease returns the free IPs to give back now: at most Usable-Target,
 // only those idle for ReleaseCooldown, none within ReleaseCooldown of the last
 // scale-up, longest-idle first. The result is sorted by IP for stable output.
+// Free IPs beyond in.FairShare go first and ignore the cooldowns.
 func SelectRelease(c Config, in ReleaseInput) []string {
 	excess := in.Usable - in.Target
-	if excess <= 0 || len(in.Free) == 0 {
+	overShare := 0
+	if in.FairShare != nil {
+		overShare = in.Usable - max(*in.FairShare, 0)
+	}
+	if max(excess, overShare) <= 0 || len(in.Free) == 0 {
 		return nil
 	}
-	if !in.LastScaleUp.IsZero() && in.Now.Sub(in.LastScaleUp) < c.ReleaseCooldown {
-		return nil
-	}
-	candidates := make([]IdleIP, 0, len(in.Free))
-	for _, f := range in.Free {
-		if in.Now.Sub(f.IdleSince) >= c.ReleaseCooldown {
-			candidates = append(candidates, f)
+	free := slices.Clone(in.Free)
+	sort.Slice(free, func(i, j int) bool {
+		if !free[i].IdleSince.Equal(free[j].IdleSince) {
+			return free[i].IdleSince.Before(free[j].IdleSince)
 		}
-	}
-	sort.Slice(candidates, func(i, j int) bool {
-		if !candidates[i].IdleSince.Equal(candidates[j].IdleSince) {
-			return candidates[i].IdleSince.Before(candidates[j].IdleSince)
-		}
-		return candidates[i].IP < candidates[j].IP
+		return free[i].IP < free[j].IP
 	})
-	if len(candidates) > excess {
-		candidates = candidates[:excess]
+	var out []string
+	for len(out) < overShare && len(free) > 0 {
+		out, free = append(out, free[0].IP), free[1:]
 	}
-	out := make([]string, 0, len(candidates))
-	for _, c := range candidates {
-		out = append(out, c.IP)
+	cooling := !in.LastScaleUp.IsZero() && in.Now.Sub(in.LastScaleUp) < c.ReleaseCooldown
+	for _, f := range free {
+		if cooling || len(out) >= excess {
+			break
+		}
+		if in.Now.Sub(f.IdleSince) >= c.ReleaseCooldown {
+			out = append(out, f.IP)
+		}
 	}
 	sort.Strings(out)
 	if len(out) == 0 {

@@ -63,6 +63,14 @@ func TestSelectRelease(t *testing.T) {
 		{"release after the scale-up cooldown", ReleaseInput{Now: now, Usable: 30, Target: 10, LastScaleUp: old, Free: idle("10.0.0.1")}, []string{"10.0.0.1"}},
 		{"no free IPs means nothing, even far above target", ReleaseInput{Now: now, Usable: 40, Target: 10}, nil},
 		{"cooldown boundary is inclusive", ReleaseInput{Now: now, Usable: 11, Target: 10, Free: []IdleIP{{"10.0.0.9", now.Add(-time.Minute)}}}, []string{"10.0.0.9"}},
+		{"above the fair share: free IPs go at once", ReleaseInput{Now: now, Usable: 12, Target: 20, LastScaleUp: recent, FairShare: ptr(10),
+			Free: []IdleIP{{"10.0.0.1", recent}, {"10.0.0.2", now}, {"10.0.0.3", recent}}}, []string{"10.0.0.1", "10.0.0.3"}},
+		{"above the fair share: never an IP a pod holds", ReleaseInput{Now: now, Usable: 12, Target: 20, FairShare: ptr(5), Free: idle("10.0.0.4")}, []string{"10.0.0.4"}},
+		{"within the fair share: the cooldowns apply", ReleaseInput{Now: now, Usable: 12, Target: 10, FairShare: ptr(12),
+			Free: []IdleIP{{"10.0.0.1", recent}, {"10.0.0.2", old}}}, []string{"10.0.0.2"}},
+		{"fair share then target", ReleaseInput{Now: now, Usable: 14, Target: 10, FairShare: ptr(13),
+			Free: []IdleIP{{"10.0.0.1", recent}, {"10.0.0.2", old}, {"10.0.0.3", old}, {"10.0.0.4", old}, {"10.0.0.5", old}}}, []string{"10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"}},
+		{"a fair share of zero", ReleaseInput{Now: now, Usable: 2, Target: 10, FairShare: ptr(0), Free: []IdleIP{{"10.0.0.1", now}, {"10.0.0.2", now}}}, []string{"10.0.0.1", "10.0.0.2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,3 +103,5 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+func ptr(n int) *int { return &n }
