@@ -138,6 +138,7 @@ if [[ $what == node || $what == all ]]; then
 fi
 if [[ $what == components || $what == all ]]; then
 	# bin/k8s/.versions belongs to hack/control-plane.sh; these two have their own stamp.
-	ensure "$root/bin/k8s" .versions-components "$KUBE_VERSION" "$cache_root/kube-components/$KUBE_VERSION" \
+	# Next to kube-apiserver, wherever hack/control-plane.sh put it.
+	ensure "${KUBEBUILDER_ASSETS:-$root/bin/k8s}" .versions-components "$KUBE_VERSION" "$cache_root/kube-components/$KUBE_VERSION" \
 		kube-scheduler kube-controller-manager
 fi
