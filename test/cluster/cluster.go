@@ -283,6 +283,11 @@ func (c *Cluster) Close() {
 	if c.sysctls != nil {
 		errs = append(errs, c.sysctls.restore())
 	}
+	// Node mounts live only in the nodes' private mount namespaces; should
+	// one have reached the host's, it must not outlive the cluster.
+	if c.cfg.WorkDir != "" {
+		errs = append(errs, unmountLeaked(c.cfg.WorkDir))
+	}
 	errs = append(errs, removeHostDirs(c.hostDirs), c.closeListeners())
 	if err := errors.Join(errs...); err != nil {
 		c.cfg.Logf("Cluster teardown: %v", err)

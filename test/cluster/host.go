@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // globalSysctls are the machine-wide (not per network namespace) settings a
@@ -161,4 +162,30 @@ func otherClusterRunning() bool {
 		}
 	}
 	return false
+}
+
+// unmountLeaked lazily unmounts every mount of the host's namespace whose
+// source is under dir, innermost first, and reports that there were any.
+func unmountLeaked(dir string) error {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read host mounts: %w", err)
+	}
+	var points []string
+	for _, line := range strings.Split(string(info), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[3], dir) {
+			points = append(points, f[4])
+		}
+	}
+	if len(points) == 0 {
+		return nil
+	}
+	var errs []error
+	for i := len(points) - 1; i >= 0; i-- {
+		if err := syscall.Unmount(points[i], syscall.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", points[i], err))
+		}
+	}
+	return errors.Join(append([]error{fmt.Errorf("node mounts had leaked into the host's mount namespace: %v", points)}, errs...)...)
 }

@@ -77,7 +77,8 @@ func (c *Cluster) newNode(vm *testbed.VM) (*Node, error) {
 		return nil, fmt.Errorf("create node directory: %w", err)
 	}
 	log := func(name string) string { return filepath.Join(n.Dir, name+".log") }
-	n.holder = newDaemon(n.Name+"-mountns", log("mountns"), "unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity")
+	n.holder = newDaemon(n.Name+"-mountns", log("mountns"), "sleep", "infinity")
+	n.holder.ownMountNS = true
 	// The others' argv are set in start, once the holder's PID is known.
 	n.containerd = newDaemon(n.Name+"-containerd", log("containerd"))
 	n.kubelet = newDaemon(n.Name+"-kubelet", log("kubelet"))
@@ -97,12 +98,18 @@ func (c *Cluster) startNode(ctx context.Context, n *Node) error {
 	if err := joinCgroup(n.cgroup+"/daemons", n.holder.pid()); err != nil {
 		return err
 	}
+	if err := checkPrivateMountNS(n.holder.pid()); err != nil {
+		return fmt.Errorf("mount namespace of %s: %w", n.Name, err)
+	}
 	for _, mp := range mountPoints {
 		src := filepath.Join(n.Dir, mountDirName(mp))
 		argv := []string{"nsenter", "--target", strconv.Itoa(n.holder.pid()), "--mount", "--", "mount", "--bind", src, mp}
 		if _, err := run(argv...); err != nil {
 			return fmt.Errorf("bind-mount %s on %s: %w", mp, n.Name, err)
 		}
+	}
+	if err := checkHostMounts(n.Dir); err != nil {
+		return err
 	}
 	if err := c.writeNodeConfig(n); err != nil {
 		return err
@@ -246,4 +253,47 @@ func waitFor(ctx context.Context, timeout time.Duration, what string, check func
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// checkPrivateMountNS makes sure pid's mount namespace is not the host's
+// and propagates nothing to it, before anything is mounted there: a bind
+// mount over /run in the host's namespace would hide the machine's /run.
+func checkPrivateMountNS(pid int) error {
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return fmt.Errorf("read own mount namespace: %w", err)
+	}
+	other, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+	if err != nil {
+		return fmt.Errorf("read mount namespace of %d: %w", pid, err)
+	}
+	if self == other {
+		return fmt.Errorf("process %d shares the host's mount namespace", pid)
+	}
+	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return fmt.Errorf("read mounts of %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 6 && f[4] == "/" && strings.Contains(strings.Join(f[6:], " "), "shared:") {
+			return fmt.Errorf("the root mount of process %d still propagates to the host", pid)
+		}
+	}
+	return nil
+}
+
+// checkHostMounts fails if a mount of dir is visible in the host's mount
+// namespace (it must exist only in the node's private one).
+func checkHostMounts(dir string) error {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read host mounts: %w", err)
+	}
+	for _, line := range strings.Split(string(info), "\n") {
+		if strings.Contains(line, dir) {
+			return fmt.Errorf("a node mount leaked into the host's mount namespace: %s", line)
+		}
+	}
+	return nil
 }

@@ -16,6 +16,11 @@ type daemon struct {
 	name    string
 	logPath string
 	argv    []string
+	// ownMountNS starts the process in a new mount namespace whose
+	// propagation is already private when start returns (Go unshares and
+	// remounts / MS_REC|MS_PRIVATE in the child before exec, and Start
+	// returns only after the exec).
+	ownMountNS bool
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -38,6 +43,9 @@ func (d *daemon) start() error {
 	cmd := exec.Command(d.argv[0], d.argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if d.ownMountNS {
+		cmd.SysProcAttr.Unshareflags = syscall.CLONE_NEWNS
+	}
 	if err := cmd.Start(); err != nil {
 		_ = log.Close()
 		return fmt.Errorf("start %s: %w", d.name, err)
