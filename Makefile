@@ -68,10 +68,10 @@ demo: setup ## A 3-node Kubernetes cluster on the simulated VNet, nicpool by Hel
 bench: setup build ## Benchmarks (operator scale, CNI ADD/DEL against ptp+host-local).
 	test/bench/run.sh
 
-SOAK_DRILLS ?= 300
+SOAK_DRILLS ?= 230
 SOAK_FLAGS ?=
 .PHONY: soak
-soak: setup ## Randomized kill and fault drills with an audit after each (root); SOAK_DRILLS=200 for more.
+soak: setup ## Randomized kill and fault drills with an audit after each (root); SOAK_DRILLS=230 (~15 min) by default.
 	$(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./test/soak -args -soak.drills=$(SOAK_DRILLS) $(SOAK_FLAGS)
 
 .PHONY: images
