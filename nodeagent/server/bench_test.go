@@ -108,4 +108,3 @@ func BenchmarkAllocateBurst(b *testing.B) {
 		})
 	}
 }
-
