@@ -46,6 +46,9 @@ type PoolState struct {
 	PrimaryIP string
 	// VNetAddressSpace is status.vnetAddressSpace.
 	VNetAddressSpace []string
+	// FairShare is status.fairShareIPCount: the operator's cap from the
+	// VNet's fair share while it binds the pool, nil otherwise.
+	FairShare *int
 }
 
 // Allocator hands out the pool's IPs. All its state is guarded by mu. An

@@ -49,6 +49,7 @@ func (a *Allocator) PlanSpec() (plan SpecPlan, ok bool) {
 	}
 	release := pool.SelectRelease(a.cfg.Policy, pool.ReleaseInput{
 		Now: now, Usable: usable, Target: target, LastScaleUp: a.lastScaleUp, Free: free,
+		FairShare: a.pool.FairShare,
 	})
 	for _, ip := range release {
 		a.releasing[ip] = true

@@ -138,3 +138,39 @@ func TestReadiness(t *testing.T) {
 		})
 	}
 }
+
+// TestFairShareReleasesSurplusAtOnce: when the operator publishes a fair
+// share below what the node holds, free IPs above it go back at once (no
+// cooldown) so the VNet quota reaches starved nodes; held IPs never go, and
+// the request stays the node's full demand (shares are computed from it).
+func TestFairShareReleasesSurplusAtOnce(t *testing.T) {
+	clock := newClock()
+	a := New(store.NewMemStore(), Config{Policy: policy, Now: clock.Now, AllocTimeout: 50 * time.Millisecond})
+	all := ips(10)
+	a.UpdatePool(PoolState{Found: true, IPs: all, Requested: 10})
+	held := map[string]bool{}
+	for i := range 6 {
+		r, err := a.Allocate(context.Background(), att(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held[r.IP] = true
+	}
+	if plan, _ := a.PlanSpec(); len(plan.NotInUse) != 0 {
+		t.Fatalf("without a fair share the plan releases %v within the cooldown, want nothing", plan.NotInUse)
+	}
+	share := 4
+	a.UpdatePool(PoolState{Found: true, IPs: all, Requested: 10, FairShare: &share})
+	plan, _ := a.PlanSpec()
+	if len(plan.NotInUse) != 4 {
+		t.Fatalf("with a fair share of 4 and 6 held the plan releases %v, want the 4 free IPs at once", plan.NotInUse)
+	}
+	for _, ip := range plan.NotInUse {
+		if held[ip] {
+			t.Fatalf("held IP %s offered back", ip)
+		}
+	}
+	if plan.Requested < 6 {
+		t.Errorf("requested %d, want the node's demand (at least the 6 held), not the share", plan.Requested)
+	}
+}

@@ -170,6 +170,10 @@ func StateOf(np *nicpoolv1.NodeIPPool) ipam.PoolState {
 		SubnetCIDR: string(np.Status.SubnetCIDR),
 		PrimaryIP:  string(np.Status.PrimaryIP),
 	}
+	if v := np.Status.FairShareIPCount; v != nil {
+		share := int(*v)
+		st.FairShare = &share
+	}
 	for _, cidr := range np.Status.VNetAddressSpace {
 		st.VNetAddressSpace = append(st.VNetAddressSpace, string(cidr))
 	}
