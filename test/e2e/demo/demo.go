@@ -258,7 +258,7 @@ func (d *demo) matrixPods(ctx context.Context) (a, b, c *testbed.Pod, err error)
 		if err != nil {
 			return nil, err
 		}
-		return &testbed.Pod{Name: p.Name, VM: n.VM, IP: p.Status.PodIP, NS: &testbed.Namespace{Name: p.Name, NetNS: netns}}, nil
+		return &testbed.Pod{Name: shortName(p.Name), VM: n.VM, IP: p.Status.PodIP, NS: &testbed.Namespace{Name: p.Name, NetNS: netns}}, nil
 	}
 	if a, err = wrap(byNode[n0.Name][0], n0); err != nil {
 		return nil, nil, nil, err
@@ -305,4 +305,14 @@ func parseReport(out string) (cluster.EchoReport, error) {
 		return r, fmt.Errorf("unexpected answer %q: %v", out, err)
 	}
 	return r, nil
+}
+
+// shortName drops the ReplicaSet hash from a Deployment's pod name
+// (web-6c78d8d467-2tsk5 is web-2tsk5), so that the matrix stays readable.
+func shortName(pod string) string {
+	parts := strings.Split(pod, "-")
+	if len(parts) < 3 {
+		return pod
+	}
+	return strings.Join(parts[:len(parts)-2], "-") + "-" + parts[len(parts)-1]
 }
