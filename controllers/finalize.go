@@ -86,7 +86,13 @@ func (r *PoolReconciler) releaseAll(ctx context.Context, pool *nicpoolv1.NodeIPP
 		nic.Properties.IPConfigurations = applyPlan(nic, p, "")
 		_, err = r.NICs.UpdateNIC(ctx, nic)
 		switch kind := azure.Classify(err); {
-		case err == nil || kind == azure.KindNotFound:
+		case err == nil:
+			// The addresses go back to the subnet: pools waiting on a full
+			// subnet may take them on their next pass, not four retry
+			// intervals later.
+			r.subnets.wrote(pool.Status.SubnetID, 0, len(p.Remove))
+			return ctrl.Result{}, nil
+		case kind == azure.KindNotFound:
 			return ctrl.Result{}, nil
 		case kind == azure.KindPreconditionFailed && attempt < maxWriteAttempts:
 			continue
