@@ -73,6 +73,8 @@ type Cluster struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	cp        *testbed.Site
+	userMu    sync.Mutex
+	closeOnce sync.Once
 }
 
 // Defaults fills the binary locations from the repository's bin/ directory
@@ -263,8 +265,11 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 
 // Close stops every node and control-plane process, restores the global
 // sysctls kubelet changed, removes the host directories it created, and
-// closes the VNet layer (namespaces, API server).
-func (c *Cluster) Close() {
+// closes the VNet layer (namespaces, API server). Calls after the first do
+// nothing.
+func (c *Cluster) Close() { c.closeOnce.Do(c.close) }
+
+func (c *Cluster) close() {
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.Nodes))
 	for i, n := range c.Nodes {

@@ -152,11 +152,11 @@ func (c *Cluster) startNodeDaemon(n *Node, d *daemon) error {
 
 func (c *Cluster) writeNodeConfig(n *Node) error {
 	etc := filepath.Join(n.Dir, "etc")
-	node, err := c.Env.ControlPlane().AddUser(envtest.User{Name: "system:node:" + n.Name, Groups: []string{"system:nodes"}}, nil)
+	node, err := c.addUser(envtest.User{Name: "system:node:" + n.Name, Groups: []string{"system:nodes"}})
 	if err != nil {
 		return fmt.Errorf("credentials of node %s: %w", n.Name, err)
 	}
-	proxy, err := c.Env.ControlPlane().AddUser(envtest.User{Name: "system:kube-proxy"}, nil)
+	proxy, err := c.addUser(envtest.User{Name: "system:kube-proxy"})
 	if err != nil {
 		return fmt.Errorf("credentials of kube-proxy on %s: %w", n.Name, err)
 	}
@@ -296,4 +296,12 @@ func checkHostMounts(dir string) error {
 		}
 	}
 	return nil
+}
+
+// addUser issues a client certificate; envtest's CA is not safe for
+// concurrent use (its serial counter), and nodes start in parallel.
+func (c *Cluster) addUser(u envtest.User) (*envtest.AuthenticatedUser, error) {
+	c.userMu.Lock()
+	defer c.userMu.Unlock()
+	return c.Env.ControlPlane().AddUser(u, nil)
 }
