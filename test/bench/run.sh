@@ -13,6 +13,8 @@ out=bin/bench
 mkdir -p "$out"
 count=${COUNT:-5}
 benchtime=${BENCHTIME:-40x}
+burst_count=${BURST_COUNT:-3}
+burst_benchtime=${BURST_BENCHTIME:-2x}
 
 # ratios FILE NAME TARGET: from the benchmark lines of NAME in FILE, print
 # nicpool's and the reference's mean, their ratio against TARGET, and every
@@ -37,15 +39,21 @@ ratios() {
 		}' "$1"
 }
 
+# PARTS=pod runs only the pod network benchmarks, PARTS=operator only the
+# operator's; both by default.
+parts=${PARTS:-pod operator}
+
+if [[ " $parts " == *" pod "* ]]; then
 echo "== pod network ADD+DEL, warm pool ($count runs of $benchtime, nicpool and ptp+host-local alternating)"
 go test -run '^$' -bench 'PodNetworkAddDel$' -benchtime "$benchtime" -count "$count" -timeout 30m ./test/e2e/ | tee "$out/cni.txt"
 ratios "$out/cni.txt" PodNetworkAddDel 0.5
 
-echo "== burst: 250 concurrent ADDs on a warm node (${BURST_COUNT:-3} runs of ${BURST_TIMES:-2}x each)"
-go test -run '^$' -bench 'PodNetworkBurst$' -benchtime "${BURST_TIMES:-2}x" -count "${BURST_COUNT:-3}" -timeout 30m ./test/e2e/ | tee "$out/burst.txt"
+echo "== burst: 250 concurrent ADDs on a warm node ($burst_count runs of $burst_benchtime, alternating)"
+go test -run '^$' -bench 'PodNetworkBurst$' -benchtime "$burst_benchtime" -count "$burst_count" -timeout 30m ./test/e2e/ | tee "$out/burst.txt"
 ratios "$out/burst.txt" PodNetworkBurst 0.5
+fi
 
-if [[ -d test/bench/operator ]]; then
+if [[ " $parts " == *" operator "* && -d test/bench/operator ]]; then
 	echo "== operator scale-up against simulated ARM"
 	go test -run '^$' -bench . -benchtime 1x -timeout 30m ./test/bench/operator/... | tee "$out/operator.txt"
 fi
