@@ -68,12 +68,17 @@ while read -r file ref; do
 		rc=1
 		continue
 	fi
-	if ! ctr images ls -q | grep -qxF "$ref"; then
-		echo "check-images: $file imported, but not as $ref: $(ctr images ls -q | tr '\n' ' ')" >&2
+	# Read ctr's whole output before matching: with pipefail, `ctr | grep -q`
+	# fails whenever grep exits at its first match before ctr has written
+	# everything (ctr then dies of SIGPIPE), a race that depends on the load.
+	images=$(ctr images ls -q)
+	if ! grep -qxF "$ref" <<<"$images"; then
+		echo "check-images: $file imported, but not as $ref: $(tr '\n' ' ' <<<"$images")" >&2
 		rc=1
 		continue
 	fi
-	if ! ctr images check "name==$ref" | grep -q complete; then
+	checked=$(ctr images check "name==$ref")
+	if ! grep -q complete <<<"$checked"; then
 		echo "check-images: $ref is incomplete after import" >&2
 		rc=1
 		continue

@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(iptables iproute2 containernetworking-plugins util-linux ca-certificates make containerd runc)
 missing=()
 for p in "${packages[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	[[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
 	if [[ $(id -u) -ne 0 ]]; then
