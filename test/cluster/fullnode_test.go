@@ -22,12 +22,11 @@ func TestFullNode(t *testing.T) {
 	ctx := context.Background()
 	const namespace, name = "full", "full"
 	createNamespace(t, namespace)
-	used, err := cl.PodIPsOnNodes(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The node with the fewest pod IPs (CoreDNS may hold some) is filled
-	// to exactly 250.
+	// to exactly 250, so the count must be settled first: pods of earlier
+	// tests still terminating hold IPs they give back later (seen: the
+	// fill counted one, made 249 pods, and the "251st" got the freed IP).
+	used := settledPodIPs(ctx, t)
 	node := cl.Nodes[0]
 	for _, n := range cl.Nodes {
 		if used[n.Name] < used[node.Name] {
@@ -128,4 +127,40 @@ func scale(t *testing.T, namespace, name string, replicas int32) {
 	if _, err := cl.Clientset.AppsV1().Deployments(namespace).UpdateScale(ctx, name, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// settledPodIPs waits until no pod on the nodes is terminating and every
+// node's agent records exactly as many allocations as the node has pods in
+// the pod network, and returns those counts per node.
+func settledPodIPs(ctx context.Context, t *testing.T) map[string]int {
+	t.Helper()
+	var used map[string]int
+	err := waitUntil(ctx, 3*time.Minute, func() error {
+		list, err := cl.Clientset.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, p := range list.Items {
+			if !p.Spec.HostNetwork && p.DeletionTimestamp != nil {
+				return fmt.Errorf("pod %s/%s is still terminating", p.Namespace, p.Name)
+			}
+		}
+		if used, err = cl.PodIPsOnNodes(ctx); err != nil {
+			return err
+		}
+		for _, n := range cl.Nodes {
+			allocs, err := cl.AgentAllocations(ctx, n)
+			if err != nil {
+				return err
+			}
+			if len(allocs) != used[n.Name] {
+				return fmt.Errorf("%s's agent holds %d allocations for %d pods", n.Name, len(allocs), used[n.Name])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return used
 }
