@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ const childEnv = "NICPOOL_PAUSE_TEST_CHILD"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
+		notified = func() { os.Stdout.WriteString("ready\n") }
 		main()
 		return
 	}
@@ -27,12 +29,19 @@ func TestExitsZeroOnSignal(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(os.Environ(), childEnv+"=1")
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			// Signals sent before signal.Notify ran would kill it instead:
-			// wait until it blocks, which is after Notify.
-			waitState(t, cmd.Process.Pid, "S")
+			// wait for the child to say it is caught (a sleeping state is
+			// no proof: the Go runtime sleeps during start-up too).
+			if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+				t.Fatalf("child did not report ready: %q, %v", line, err)
+			}
 			if err := cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
