@@ -12,37 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nicpool/nicpool/internal/testenv"
 	"github.com/nicpool/nicpool/test/e2e/testbed"
 )
 
 var binDir string
 
 func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Println("SKIP: the e2e VNet testbed needs root (network namespaces); CI runs it as root")
-		os.Exit(0)
-	}
-	if _, err := testenv.AssetsDir(); err != nil {
-		fmt.Println(err)
-		if os.Getenv("CI") == "" {
-			os.Exit(0)
-		}
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "nicpool-e2e-bin-")
-	if err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	binDir = dir
-	if err := testbed.BuildBinaries(dir); err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testbed.RunTests(m, "the e2e VNet testbed", &binDir))
 }
 
 func newTestbed(t *testing.T, vms int, agentArgs, operatorArgs []string) *testbed.Testbed {

@@ -9,11 +9,9 @@ package soak
 
 import (
 	"flag"
-	"fmt"
 	"os"
 	"testing"
 
-	"github.com/nicpool/nicpool/internal/testenv"
 	"github.com/nicpool/nicpool/test/e2e/testbed"
 )
 
@@ -29,28 +27,5 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if os.Geteuid() != 0 {
-		fmt.Println("SKIP: the soak needs root (network namespaces); CI runs it as root")
-		os.Exit(0)
-	}
-	if _, err := testenv.AssetsDir(); err != nil {
-		fmt.Println(err)
-		if os.Getenv("CI") == "" {
-			os.Exit(0)
-		}
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "nicpool-soak-bin-")
-	if err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	binDir = dir
-	if err := testbed.BuildBinaries(dir); err != nil {
-		fmt.Println(err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testbed.RunTests(m, "the soak", &binDir))
 }
