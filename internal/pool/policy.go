@@ -12,9 +12,10 @@
 //	          and none while less than ReleaseCooldown has passed since the
 //	          last scale-up; never an IP held by a pod.
 //
-// "pending" counts allocations that are waiting for an IP right now, so a
-// burst of 250 pods on an empty node raises the target for the whole burst in
-// one step instead of one batch per round trip to the operator.
+// "pending" counts the IPs about to be needed (the agent passes allocations
+// waiting right now, or pods bound to the node without an IP, whichever is
+// more), so a burst of 250 pods on an empty node raises the target for the
+// whole burst in one step instead of one batch per round trip to the operator.
 //
 // Worked examples with WarmIPTarget=5, MinIPTarget=10, BatchSize=10, MaxIPs=250:
 //

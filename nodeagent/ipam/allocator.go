@@ -70,6 +70,7 @@ type Allocator struct {
 	reserved    map[string]bool                          // picked, its allocation being written
 	busy        map[agentapi.AttachmentKey]chan struct{} // being written; closed when done
 	waiters     int
+	boundPods   int           // pods on the node that need a pod IP (SetBoundPods)
 	changed     chan struct{} // closed (and replaced) when an IP may have become free
 	demand      chan struct{} // buffered(1): the planned spec may have changed
 	lastScaleUp time.Time
@@ -111,6 +112,18 @@ func (a *Allocator) Synced() bool {
 // DemandChanged fires when the spec PlanSpec would return may have changed
 // (waiters arrived or left, an IP was released); the syncer then replans.
 func (a *Allocator) DemandChanged() <-chan struct{} { return a.demand }
+
+// SetBoundPods records how many pods bound to the node need a pod IP, as
+// the API server shows them (host-network, finished and deleting pods left
+// out). Those without an IP yet count as pending demand in PlanSpec, so a
+// burst is asked for as soon as the scheduler binds it, in one write, not
+// batch by batch as its CNI ADDs arrive. An agent without a pod view (no
+// Kubernetes) never calls it; its demand is the waiting allocations alone.
+func (a *Allocator) SetBoundPods(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.boundPods = max(n, 0)
+}
 
 // UpdatePool installs the observed pool and wakes waiting allocations.
 func (a *Allocator) UpdatePool(p PoolState) {

@@ -32,7 +32,11 @@ func (a *Allocator) PlanSpec() (plan SpecPlan, ok bool) {
 	}
 	now := a.cfg.Now()
 	held := a.heldLocked()
-	target := pool.Target(a.cfg.Policy, len(held), a.waiters)
+	// Pending demand: allocations waiting now, or the pods bound to the node
+	// that hold no IP yet, whichever is more (a pod's ADD may not have
+	// arrived yet; an attachment of a pod the API does not show still waits).
+	pending := max(a.waiters, a.boundPods-len(held))
+	target := pool.Target(a.cfg.Policy, len(held), pending)
 	usable := 0
 	var free []pool.IdleIP
 	for ip := range a.statusIPs {

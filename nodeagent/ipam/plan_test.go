@@ -174,3 +174,34 @@ func TestFairShareReleasesSurplusAtOnce(t *testing.T) {
 		t.Errorf("requested %d, want the node's demand (at least the 6 held), not the share", plan.Requested)
 	}
 }
+
+// TestBoundPodsAreDemand: pods bound to the node count as pending demand
+// before their ADDs arrive, so a burst is asked for at once; pods that
+// already hold an IP are not counted twice, and waiting allocations still
+// count when they are more.
+func TestBoundPodsAreDemand(t *testing.T) {
+	clock := newClock()
+	a := New(store.NewMemStore(), Config{Policy: policy, Now: clock.Now, AllocTimeout: time.Second})
+	a.UpdatePool(PoolState{Found: true, IPs: ips(10), Requested: 10})
+	if plan, _ := a.PlanSpec(); plan.Requested != 2 {
+		t.Fatalf("idle node requests %d, want the minimum 2", plan.Requested)
+	}
+	a.SetBoundPods(250)
+	if plan, _ := a.PlanSpec(); plan.Requested != 250 {
+		t.Fatalf("with 250 pods bound and none started the node requests %d, want 250 (clamped by max IPs)", plan.Requested)
+	}
+	a.SetBoundPods(40)
+	for i := range 3 {
+		if _, err := a.Allocate(context.Background(), att(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 3 used, 37 bound pods without an IP, warm 2.
+	if plan, _ := a.PlanSpec(); plan.Requested != 42 {
+		t.Fatalf("with 40 pods bound, 3 holding IPs, the node requests %d, want 3 + 37 + 2 = 42", plan.Requested)
+	}
+	a.SetBoundPods(3)
+	if plan, _ := a.PlanSpec(); plan.Requested != 5 {
+		t.Fatalf("with every bound pod holding its IP the node requests %d, want 3 + 2 = 5", plan.Requested)
+	}
+}

@@ -63,3 +63,21 @@ func PodsOnNode(ctx context.Context, r client.Reader) (map[string]bool, error) {
 	}
 	return out, nil
 }
+
+// PodsNeedingIPs counts the pods the cache holds (those bound to the node)
+// that need a pod IP: not host-network, not finished, not being deleted
+// (a deleting pod's IP, if it has one, is counted by its allocation).
+func PodsNeedingIPs(ctx context.Context, r client.Reader) (int, error) {
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods); err != nil {
+		return 0, fmt.Errorf("list pods on the node: %w", err)
+	}
+	n := 0
+	for _, p := range pods.Items {
+		finished := p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+		if !p.Spec.HostNetwork && !finished && p.DeletionTimestamp.IsZero() {
+			n++
+		}
+	}
+	return n, nil
+}

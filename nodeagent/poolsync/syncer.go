@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -91,6 +92,20 @@ func (s *Syncer) Run(ctx context.Context) error {
 		return fmt.Errorf("watch NodeIPPool %s: %w", s.cfg.NodeName, err)
 	}
 	defer func() { _ = inf.RemoveEventHandler(reg) }()
+	// Pods bound to the node are demand before their ADDs arrive.
+	podInf, err := s.cfg.Cache.GetInformer(ctx, &corev1.Pod{}, cache.BlockUntilSynced(false))
+	if err != nil {
+		return fmt.Errorf("get pod informer: %w", err)
+	}
+	podReg, err := podInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.kick() },
+		UpdateFunc: func(any, any) { s.kick() },
+		DeleteFunc: func(any) { s.kick() },
+	})
+	if err != nil {
+		return fmt.Errorf("watch pods on node %s: %w", s.cfg.NodeName, err)
+	}
+	defer func() { _ = podInf.RemoveEventHandler(podReg) }()
 	if !s.cfg.Cache.WaitForCacheSync(ctx) {
 		if ctx.Err() != nil {
 			return nil // shut down before the first sync
@@ -141,6 +156,11 @@ func (s *Syncer) SyncOnce(ctx context.Context) error {
 		return nil
 	}
 	s.cfg.Allocator.UpdatePool(StateOf(&np))
+	bound, err := PodsNeedingIPs(ctx, s.cfg.Cache)
+	if err != nil {
+		return err
+	}
+	s.cfg.Allocator.SetBoundPods(bound)
 	plan, ok := s.cfg.Allocator.PlanSpec()
 	if !ok || specMatches(&np, plan) {
 		return nil

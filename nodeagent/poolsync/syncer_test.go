@@ -234,3 +234,39 @@ func create(t *testing.T, obj client.Object) {
 		_ = client.IgnoreNotFound(env.Client.Delete(context.Background(), obj, client.GracePeriodSeconds(0)))
 	})
 }
+
+// TestBoundPodsRaiseTheRequest: the pods bound to the node that need a pod
+// IP are asked for before any of their ADDs arrives (a burst in one write);
+// host-network and finished pods, and other nodes' pods, are not.
+func TestBoundPodsRaiseTheRequest(t *testing.T) {
+	ctx := context.Background()
+	create(t, &nicpoolv1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: "node-e"}})
+	pod := func(name, node string, hostNet bool) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec:       corev1.PodSpec{NodeName: node, HostNetwork: hostNet, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		}
+	}
+	for i := range 6 {
+		create(t, pod(fmt.Sprint("e-", i), "node-e", false))
+	}
+	create(t, pod("e-hostnet", "node-e", true))
+	create(t, pod("f-0", "node-f", false))
+	done := pod("e-done", "node-e", false)
+	create(t, done)
+	done.Status.Phase = corev1.PodSucceeded
+	if err := env.Client.Status().Update(ctx, done); err != nil {
+		t.Fatal(err)
+	}
+	agent(t, "node-e", fakeclock.New(time.Now()))
+	var got int32
+	eventually(t, "the agent writes its request", func() bool {
+		got = getPool(t, "node-e").Spec.RequestedIPCount
+		return got != 0
+	})
+	// 6 pods without an IP + warm 2 = 8 (batch 2); counting the host-network
+	// or the finished pod would make it 10.
+	if got != 8 {
+		t.Fatalf("requestedIPCount = %d with 6 pods bound that need an IP, want 8", got)
+	}
+}
