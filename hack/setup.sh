@@ -10,11 +10,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # containernetworking-plugins: the reference plugins (portmap, bandwidth for
 # chaining; ptp + host-local as the benchmark reference).
 # util-linux: flock; ca-certificates: TLS to the module proxy.
+# iperf3: the datapath benchmark's throughput tool, run only inside the
+# testbed's namespaces (make bench).
 # containerd and runc: the container runtime of the test clusters' real nodes
 # (hack/node-binaries.sh builds kubelet and kube-proxy to go with them). The
 # tests run their own containerd per node; on a machine with systemd, Debian's
 # package also enables a host containerd service, which the tests do not use.
-packages=(iptables iproute2 containernetworking-plugins util-linux ca-certificates make containerd runc)
+packages=(iptables iproute2 containernetworking-plugins util-linux ca-certificates make containerd runc iperf3)
 missing=()
 for p in "${packages[@]}"; do
 	[[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) == "install ok installed" ]] || missing+=("$p")
