@@ -9,7 +9,23 @@
 //	GET    /subscriptions/S/providers/Microsoft.Network/networkInterfaces[?$skiptoken=N]
 //	GET|PUT|DELETE .../resourceGroups/RG/providers/Microsoft.Network/networkInterfaces/NAME
 //	GET    .../resourceGroups/RG/providers/Microsoft.Network/virtualNetworks/NAME[/subnets/NAME]
+//	PUT    .../resourceGroups/RG/providers/Microsoft.Network/virtualNetworks/NAME/subnets/NAME
+//	GET|PUT|DELETE .../resourceGroups/RG/providers/Microsoft.Network/{applicationSecurityGroups,
+//	       networkSecurityGroups,routeTables,publicIPAddresses,loadBalancers}/NAME
 //	GET    /subscriptions/S/providers/Microsoft.Network/locations/L/operations/ID  (Azure-AsyncOperation)
+//
+// Attachments, as Azure: an IP configuration references applicationSecurityGroups,
+// loadBalancerBackendAddressPools and a publicIPAddress by ID; a NIC and a subnet
+// reference a networkSecurityGroup, a subnet a routeTable. Every reference must name an
+// existing resource in the NIC's region (400 InvalidResourceReference); all IP
+// configurations of a NIC carry the same set of ASGs (400
+// AllIpConfigurationsOnANicMustBelongToTheSameApplicationSecurityGroups); an ASG's
+// members are all in one VNet; a public IP belongs to at most one IP configuration or
+// load balancer frontend (400 PublicIPAddressInUse). Resources in use cannot be deleted
+// (InUseNetworkSecurityGroupCannotBeDeleted, InUseRouteTableCannotBeDeleted,
+// PublicIPAddressCannotBeDeleted, ...). NSGs carry Azure's six default rules. Public IPs
+// are Standard and Static, allocated from Topology.PublicIPRange. Snapshot.Network
+// exposes all of it to the testbed's fabric, which enforces it.
 //
 // Semantics, as Azure: a NIC PUT allocates addresses at once (Dynamic: lowest free address
 // of the subnet; Static: must be free and usable; the first four and the last address of a
@@ -33,5 +49,7 @@
 // Departures from Azure, on purpose: in-progress LRO responses also carry retry-after-ms
 // (azcore honours it before Retry-After) so pollers do not sleep whole seconds; DELETE is
 // synchronous and allowed on a NIC attached to a VM, so tests can make a NIC vanish; only
-// IPv4 is supported; a PUT that names no primary keeps the current primary.
+// IPv4 is supported; a PUT that names no primary keeps the current primary; PUTs and
+// DELETEs of the resources other than NICs complete synchronously (200/201, Succeeded),
+// which the SDK's pollers accept; subnets can only be updated (associations), not created.
 package armsim

@@ -2,6 +2,7 @@ package armsim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 )
@@ -31,7 +32,53 @@ const (
 	CodeMissingAPIVersion        = "MissingApiVersionParameter"
 	CodeAuthenticationFailed     = "AuthenticationFailed"
 	CodeInternalServerError      = "InternalServerError"
+
+	// Codes of the attachments of IP configurations (application security groups, load
+	// balancer backend pools, public IPs) and of the resources they reference. Those
+	// marked "seen" were confirmed from public error reports; the others are armsim's
+	// spelling of a rule Azure documents, and clients should match them through
+	// internal/azure's Classify rather than as literals.
+
+	// CodePublicIPAddressInUse (seen): a public IP is already associated with another
+	// IP configuration or load balancer frontend.
+	CodePublicIPAddressInUse = "PublicIPAddressInUse"
+	// CodeASGsDifferOnNIC (seen): all IP configurations of a NIC must reference the
+	// same set of application security groups.
+	CodeASGsDifferOnNIC = "AllIpConfigurationsOnANicMustBelongToTheSameApplicationSecurityGroups"
+	// CodeASGsInRuleFromDifferentVNets (seen): a security rule's ASGs have members in
+	// different virtual networks.
+	CodeASGsInRuleFromDifferentVNets = "AllApplicationSecurityGroupsInSecurityRuleMustBeFromSameVnet"
+	// CodeASGInDifferentVNet: an ASG's members must all be in one virtual network.
+	CodeASGInDifferentVNet = "ApplicationSecurityGroupMembersMustBeInSameVnet"
+	// CodeInUseNSGCannotBeDeleted (seen): the NSG is associated with a subnet or NIC.
+	CodeInUseNSGCannotBeDeleted = "InUseNetworkSecurityGroupCannotBeDeleted"
+	// CodeInUseRouteTableCannotBeDeleted (seen): the route table is associated with a subnet.
+	CodeInUseRouteTableCannotBeDeleted = "InUseRouteTableCannotBeDeleted"
+	// CodePublicIPAddressCannotBeDeleted (seen): the public IP is still associated.
+	CodePublicIPAddressCannotBeDeleted = "PublicIPAddressCannotBeDeleted"
+	// CodeInUseASGCannotBeDeleted: the ASG still has members or is used by a rule.
+	CodeInUseASGCannotBeDeleted = "InUseApplicationSecurityGroupCannotBeDeleted"
+	// CodeInUseLBCannotBeDeleted: a backend pool of the load balancer has members.
+	CodeInUseLBCannotBeDeleted = "InUseLoadBalancerCannotBeDeleted"
+	// CodeInUseBackendPoolCannotBeDeleted: a PUT removes a backend pool that has members.
+	CodeInUseBackendPoolCannotBeDeleted = "InUseBackendAddressPoolCannotBeDeleted"
+	// CodePublicIPCountLimitReached (seen): the simulated public range is exhausted.
+	CodePublicIPCountLimitReached = "PublicIPCountLimitReached"
+	// CodeStandardSkuPublicIPMustBeStatic: a Standard public IP must be Static.
+	CodeStandardSkuPublicIPMustBeStatic = "StandardSkuPublicIPAddressesMustBeStatic"
+	// Security rule validation.
+	CodeSecurityRuleConflict             = "SecurityRuleConflict"
+	CodeSecurityRuleInvalidParameter     = "SecurityRuleParameterInvalid"
+	CodeSecurityRuleInvalidPriority      = "SecurityRuleInvalidPriority"
+	CodeSecurityRuleInvalidPortRange     = "SecurityRuleInvalidPortRange"
+	CodeSecurityRuleInvalidAddressPrefix = "SecurityRuleInvalidAddressPrefix"
+	// Route validation.
+	CodeInvalidRouteAddressPrefix = "InvalidRouteAddressPrefix"
+	CodeInvalidNextHopIP          = "InvalidNextHopIpAddress"
 )
+
+// errInvalidPrefix is returned by ParsePrefixOrAddr.
+var errInvalidPrefix = errors.New("not an IPv4 address or CIDR")
 
 // armError is an error answered to the client with Azure's body shape.
 type armError struct {

@@ -6,7 +6,10 @@ import "net/netip"
 type vnet struct {
 	id, name, rg string
 	space        []netip.Prefix
-	subnets      []*subnet
+	// connected are address prefixes reached through peering or a gateway: part of the
+	// VirtualNetwork service tag of this VNet's NSG rules.
+	connected []netip.Prefix
+	subnets   []*subnet
 	// used maps every allocated address to the ID of the IP configuration holding it;
 	// addresses are unique across the whole VNet, as in Azure.
 	used map[netip.Addr]string
@@ -14,9 +17,11 @@ type vnet struct {
 
 // subnet is one subnet of a vnet. Guarded by Server.mu.
 type subnet struct {
-	id, name string
-	prefix   netip.Prefix
-	vnet     *vnet
+	id, name   string
+	prefix     netip.Prefix
+	vnet       *vnet
+	nsg        string // ID of the subnet's network security group, "" for none
+	routeTable string // ID of the subnet's route table, "" for none
 }
 
 // usable reports whether a is an address Azure hands out in p: inside it, and neither

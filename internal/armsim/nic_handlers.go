@@ -103,6 +103,7 @@ func (s *Server) deleteNIC(w http.ResponseWriter, r *http.Request, p params) *ar
 		return errorf(http.StatusConflict, CodeAnotherOperationInProgress,
 			"Operation DeleteNetworkInterface on resource %s cannot be performed because another operation (PutNetworkInterface %s) is in progress.", n.id, n.op.id)
 	}
+	s.detachLocked(n)
 	for _, c := range n.configs {
 		releaseAddr(n, c)
 	}

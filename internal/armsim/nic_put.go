@@ -47,11 +47,16 @@ func (s *Server) putNIC(w http.ResponseWriter, r *http.Request, p params) *armEr
 	if body.Properties != nil {
 		specs = body.Properties.IPConfigurations
 	}
+	nsgID, aerr := s.parseNICNSG(n, body.Properties)
+	if aerr != nil {
+		return aerr
+	}
 	plan, aerr := s.planConfigs(n, existing != nil, specs)
 	if aerr != nil {
 		return aerr
 	}
 	s.commitLocked(n, plan)
+	n.nsg = nsgID
 	n.tags = body.Tags
 	s.nics[k] = n
 	op := s.newOperationLocked(n)
@@ -70,6 +75,7 @@ func (s *Server) putNIC(w http.ResponseWriter, r *http.Request, p params) *armEr
 
 // commitLocked swaps n's configurations for plan, moving the address ledger. Requires s.mu.
 func (s *Server) commitLocked(n *nic, plan *configPlan) {
+	s.detachLocked(n)
 	for _, c := range n.configs {
 		releaseAddr(n, c)
 	}
@@ -78,6 +84,7 @@ func (s *Server) commitLocked(n *nic, plan *configPlan) {
 	}
 	n.configs = plan.configs
 	n.vnet = plan.vnet
+	s.attachLocked(n)
 	n.state = stateUpdating
 	n.etag = newEtag()
 }

@@ -46,6 +46,9 @@ func (s *Server) planConfigs(n *nic, existing bool, specs []*armnetwork.Interfac
 	if aerr := checkPrimary(n, existing, plan.configs); aerr != nil {
 		return nil, aerr
 	}
+	if aerr := s.checkAttachments(n, plan); aerr != nil {
+		return nil, aerr
+	}
 	if aerr := assignAddresses(n, plan); aerr != nil {
 		return nil, aerr
 	}
@@ -69,6 +72,9 @@ func (s *Server) parseConfig(n *nic, spec *armnetwork.InterfaceIPConfiguration) 
 	}
 	if pr.PrivateIPAddressVersion != nil && *pr.PrivateIPAddressVersion != armnetwork.IPVersionIPv4 {
 		return nil, errorf(http.StatusBadRequest, CodeInvalidRequestFormat, "armsim supports only IPv4 IP configurations (%s).", n.configID(c.name))
+	}
+	if aerr := s.parseAttachments(n, c, pr); aerr != nil {
+		return nil, aerr
 	}
 	c.primary = pr.Primary != nil && *pr.Primary
 	c.static = pr.PrivateIPAllocationMethod != nil && strings.EqualFold(string(*pr.PrivateIPAllocationMethod), string(armnetwork.IPAllocationMethodStatic))

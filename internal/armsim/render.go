@@ -19,25 +19,30 @@ func renderNIC(n *nic) armnetwork.Interface {
 		props.VirtualMachine = &armnetwork.SubResource{ID: to.Ptr(n.vmID)}
 		props.Primary = to.Ptr(true)
 	}
+	if n.nsg != "" {
+		props.NetworkSecurityGroup = &armnetwork.SecurityGroup{ID: to.Ptr(n.nsg)}
+	}
 	props.IPConfigurations = make([]*armnetwork.InterfaceIPConfiguration, 0, len(n.configs))
 	for _, c := range n.configs {
 		method := armnetwork.IPAllocationMethodDynamic
 		if c.static {
 			method = armnetwork.IPAllocationMethodStatic
 		}
+		cp := &armnetwork.InterfaceIPConfigurationPropertiesFormat{
+			PrivateIPAddress:          to.Ptr(c.addr.String()),
+			PrivateIPAllocationMethod: to.Ptr(method),
+			PrivateIPAddressVersion:   to.Ptr(armnetwork.IPVersionIPv4),
+			Primary:                   to.Ptr(c.primary),
+			ProvisioningState:         to.Ptr(armnetwork.ProvisioningState(c.state)),
+			Subnet:                    &armnetwork.Subnet{ID: to.Ptr(c.subnet.id)},
+		}
+		renderAttachments(c, cp)
 		props.IPConfigurations = append(props.IPConfigurations, &armnetwork.InterfaceIPConfiguration{
-			ID:   to.Ptr(n.configID(c.name)),
-			Name: to.Ptr(c.name),
-			Type: to.Ptr("Microsoft.Network/networkInterfaces/ipConfigurations"),
-			Etag: to.Ptr(n.etag),
-			Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{
-				PrivateIPAddress:          to.Ptr(c.addr.String()),
-				PrivateIPAllocationMethod: to.Ptr(method),
-				PrivateIPAddressVersion:   to.Ptr(armnetwork.IPVersionIPv4),
-				Primary:                   to.Ptr(c.primary),
-				ProvisioningState:         to.Ptr(armnetwork.ProvisioningState(c.state)),
-				Subnet:                    &armnetwork.Subnet{ID: to.Ptr(c.subnet.id)},
-			},
+			ID:         to.Ptr(n.configID(c.name)),
+			Name:       to.Ptr(c.name),
+			Type:       to.Ptr("Microsoft.Network/networkInterfaces/ipConfigurations"),
+			Etag:       to.Ptr(n.etag),
+			Properties: cp,
 		})
 	}
 	return armnetwork.Interface{
@@ -53,7 +58,7 @@ func renderNIC(n *nic) armnetwork.Interface {
 
 // renderSubnet converts a subnet into the armnetwork model.
 func renderSubnet(sn *subnet) *armnetwork.Subnet {
-	return &armnetwork.Subnet{
+	out := &armnetwork.Subnet{
 		ID:   to.Ptr(sn.id),
 		Name: to.Ptr(sn.name),
 		Type: to.Ptr("Microsoft.Network/virtualNetworks/subnets"),
@@ -63,6 +68,13 @@ func renderSubnet(sn *subnet) *armnetwork.Subnet {
 			ProvisioningState: to.Ptr(armnetwork.ProvisioningStateSucceeded),
 		},
 	}
+	if sn.nsg != "" {
+		out.Properties.NetworkSecurityGroup = &armnetwork.SecurityGroup{ID: to.Ptr(sn.nsg)}
+	}
+	if sn.routeTable != "" {
+		out.Properties.RouteTable = &armnetwork.RouteTable{ID: to.Ptr(sn.routeTable)}
+	}
+	return out
 }
 
 // renderVNet converts a vnet into the armnetwork model.

@@ -51,6 +51,7 @@ func (s *Server) match(method, path string) (*route, *armError) {
 // /subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network; is
 // compares a lower-cased segment of seg.
 func (s *Server) matchInResourceGroup(method, path string, seg []string, is func(int, string) bool, p params) (*route, *armError) {
+	low := func(i int) string { return strings.ToLower(seg[i]) }
 	switch {
 	case len(seg) == 7 && is(6, "networkinterfaces"):
 		return s.method(method, p, map[string]route{http.MethodGet: {op: OpListNICs, handle: s.listNICs}})
@@ -66,7 +67,18 @@ func (s *Server) matchInResourceGroup(method, path string, seg []string, is func
 		return s.method(method, p, map[string]route{http.MethodGet: {op: OpGetVNet, handle: s.getVNet}})
 	case len(seg) == 10 && is(6, "virtualnetworks") && is(8, "subnets"):
 		p.name, p.child = seg[7], seg[9]
-		return s.method(method, p, map[string]route{http.MethodGet: {op: OpGetSubnet, handle: s.getSubnet}})
+		return s.method(method, p, map[string]route{
+			http.MethodGet: {op: OpGetSubnet, handle: s.getSubnet},
+			http.MethodPut: {op: OpPutSubnet, write: true, handle: s.putSubnet},
+		})
+	case len(seg) == 8 && kinds[low(6)] != nil:
+		k := kinds[low(6)]
+		p.name = seg[7]
+		return s.method(method, p, map[string]route{
+			http.MethodGet:    {op: k.getOp, handle: s.getResource(k)},
+			http.MethodPut:    {op: k.putOp, write: true, handle: s.putResource(k)},
+			http.MethodDelete: {op: k.delOp, write: true, handle: s.deleteResource(k)},
+		})
 	}
 	return nil, errorf(http.StatusNotFound, CodeNotFound, "no route for %s", path)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -37,9 +38,12 @@ type Server struct {
 	certs    *certBundle
 
 	mu        sync.Mutex
-	rgs       map[string]string // lower-case name -> name as written
-	vnets     map[string]*vnet  // key: lower(rg/name)
-	nics      map[string]*nic   // key: lower(rg/name)
+	rgs       map[string]string                 // lower-case name -> name as written
+	vnets     map[string]*vnet                  // key: lower(rg/name)
+	nics      map[string]*nic                   // key: lower(rg/name)
+	netres    map[string]map[string]netResource // lower(type) -> lower(rg/name) -> resource
+	pipRange  netip.Prefix                      // where public IPs are allocated
+	pipUsed   map[netip.Addr]string             // public IP address -> public IP ID
 	ops       map[string]*operation
 	version   uint64
 	changed   chan struct{}
@@ -73,6 +77,8 @@ func New(opts Options) (*Server, error) {
 		rgs:       map[string]string{},
 		vnets:     map[string]*vnet{},
 		nics:      map[string]*nic{},
+		netres:    map[string]map[string]netResource{},
+		pipUsed:   map[netip.Addr]string{},
 		ops:       map[string]*operation{},
 		changed:   make(chan struct{}),
 		faults:    newFaultState(),

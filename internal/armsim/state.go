@@ -29,6 +29,7 @@ type nic struct {
 	tags         map[string]*string
 	configs      []*ipConfig
 	vnet         *vnet
+	nsg          string     // ID of the NIC's network security group, "" for none
 	op           *operation // the PUT in flight, nil when none
 }
 
@@ -40,6 +41,9 @@ type ipConfig struct {
 	primary bool
 	subnet  *subnet
 	state   string
+	asgs    []string // application security group IDs
+	pools   []string // load balancer backend address pool IDs
+	pip     string   // public IP address ID, "" for none
 }
 
 // operation is an Azure-AsyncOperation of a NIC PUT. Guarded by Server.mu.
@@ -89,6 +93,13 @@ func (s *Server) load(t *Topology) error {
 		s.vnets[key(vs.ResourceGroup, vs.Name)] = v
 		s.rgs[strings.ToLower(vs.ResourceGroup)] = vs.ResourceGroup
 	}
+	var err error
+	if s.pipRange, err = parsePublicIPRange(t); err != nil {
+		return err
+	}
+	if err := s.loadNetResources(t); err != nil {
+		return err
+	}
 	// Static primaries first, so dynamic allocation never takes an address a later NIC pins.
 	// Allocation is sequential, so a per-subnet cursor keeps loading large topologies linear.
 	cursor := map[*subnet]netip.Addr{}
@@ -100,6 +111,16 @@ func (s *Server) load(t *Topology) error {
 			if err := s.loadNIC(t, ns, cursor); err != nil {
 				return err
 			}
+		}
+	}
+	// Load balancers after the NICs' static primaries (an internal frontend takes a
+	// dynamic address like any IP configuration), attachments after load balancers.
+	if err := s.loadLBs(t); err != nil {
+		return err
+	}
+	for _, ns := range t.NICs {
+		if err := s.loadNICAttachments(s.nics[key(ns.ResourceGroup, ns.Name)], ns); err != nil {
+			return err
 		}
 	}
 	return nil

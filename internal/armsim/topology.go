@@ -20,6 +20,18 @@ type Topology struct {
 	VNets []VNetSpec `json:"vnets"`
 	// NICs are the VM network interfaces that exist at start.
 	NICs []NICSpec `json:"nics,omitempty"`
+	// PublicIPRange is where public IP addresses are allocated (default 198.51.100.0/24).
+	PublicIPRange string `json:"publicIPRange,omitempty"`
+	// ApplicationSecurityGroups exist at start.
+	ApplicationSecurityGroups []ResourceSpec `json:"applicationSecurityGroups,omitempty"`
+	// PublicIPAddresses exist at start (Standard, Static, allocated from PublicIPRange).
+	PublicIPAddresses []ResourceSpec `json:"publicIPAddresses,omitempty"`
+	// NetworkSecurityGroups exist at start, with Azure's default rules below theirs.
+	NetworkSecurityGroups []NSGSpec `json:"networkSecurityGroups,omitempty"`
+	// RouteTables exist at start.
+	RouteTables []RouteTableSpec `json:"routeTables,omitempty"`
+	// LoadBalancers exist at start.
+	LoadBalancers []LBSpec `json:"loadBalancers,omitempty"`
 }
 
 // VNetSpec describes one virtual network.
@@ -32,6 +44,9 @@ type VNetSpec struct {
 	AddressSpace []string `json:"addressSpace"`
 	// Subnets are the VNet's subnets.
 	Subnets []SubnetSpec `json:"subnets"`
+	// ConnectedPrefixes are address prefixes reached through peering or a VPN/ExpressRoute
+	// gateway; NSG rules count them in the VirtualNetwork service tag, as Azure does.
+	ConnectedPrefixes []string `json:"connectedPrefixes,omitempty"`
 }
 
 // SubnetSpec describes one subnet of a VNet.
@@ -40,6 +55,10 @@ type SubnetSpec struct {
 	Name string `json:"name"`
 	// CIDR is the subnet's address prefix; it must lie inside the VNet's address space.
 	CIDR string `json:"cidr"`
+	// NetworkSecurityGroup names an NSG in the VNet's resource group associated with the subnet.
+	NetworkSecurityGroup string `json:"networkSecurityGroup,omitempty"`
+	// RouteTable names a route table in the VNet's resource group associated with the subnet.
+	RouteTable string `json:"routeTable,omitempty"`
 }
 
 // NICSpec describes one network interface attached to a VM.
@@ -58,6 +77,14 @@ type NICSpec struct {
 	PrimaryIP string `json:"primaryIP,omitempty"`
 	// ExtraIPConfigs names secondary IP configurations (dynamic) nicpool did not create.
 	ExtraIPConfigs []string `json:"extraIPConfigs,omitempty"`
+	// NetworkSecurityGroup names an NSG in the NIC's resource group associated with the NIC.
+	NetworkSecurityGroup string `json:"networkSecurityGroup,omitempty"`
+	// ApplicationSecurityGroups names ASGs (NIC's resource group) every IP configuration joins.
+	ApplicationSecurityGroups []string `json:"applicationSecurityGroups,omitempty"`
+	// LoadBalancerBackendPools names "lb/pool" pairs (NIC's resource group) the primary joins.
+	LoadBalancerBackendPools []string `json:"loadBalancerBackendPools,omitempty"`
+	// PublicIP names a public IP address (NIC's resource group) of the primary configuration.
+	PublicIP string `json:"publicIP,omitempty"`
 }
 
 // DefaultLocation is the region used when a topology names none.

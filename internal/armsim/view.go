@@ -11,18 +11,26 @@ type IPConfigState struct {
 	Name, IP          string
 	Primary           bool
 	ProvisioningState string
+	// ASGs are the lower-case IDs of the application security groups it is a member of.
+	ASGs []string
+	// PublicIPID is the lower-case ID of its public IP address, "" for none.
+	PublicIPID string
 }
 
 // NICState is one NIC in a Snapshot.
 type NICState struct {
 	ID, Name, ResourceGroup, VMID, SubnetID, VNetID, Etag, ProvisioningState string
-	IPConfigs                                                                []IPConfigState
+	// NSGID is the lower-case ID of the NIC's network security group, "" for none.
+	NSGID     string
+	IPConfigs []IPConfigState
 }
 
 // Snapshot is a consistent read-only copy of every NIC, taken at Version.
 type Snapshot struct {
 	Version uint64
 	NICs    []NICState
+	// Network is the state of everything else the fabric enforces.
+	Network NetworkState
 }
 
 // Stats counts requests per operation and HTTP status, accepted PUTs per NIC ID, and
@@ -61,7 +69,7 @@ func (s *Server) Snapshot() Snapshot {
 	for _, n := range s.nics {
 		st := NICState{
 			ID: n.id, Name: n.name, ResourceGroup: n.rg, VMID: n.vmID,
-			Etag: n.etag, ProvisioningState: n.state,
+			Etag: n.etag, ProvisioningState: n.state, NSGID: lower(n.nsg),
 		}
 		if n.vnet != nil {
 			st.VNetID = n.vnet.id
@@ -72,11 +80,13 @@ func (s *Server) Snapshot() Snapshot {
 		for _, c := range n.configs {
 			st.IPConfigs = append(st.IPConfigs, IPConfigState{
 				Name: c.name, IP: c.addr.String(), Primary: c.primary, ProvisioningState: c.state,
+				ASGs: sortedLower(c.asgs), PublicIPID: lower(c.pip),
 			})
 		}
 		snap.NICs = append(snap.NICs, st)
 	}
 	sort.Slice(snap.NICs, func(i, j int) bool { return snap.NICs[i].ID < snap.NICs[j].ID })
+	snap.Network = s.snapshotNetworkLocked()
 	return snap
 }
 

@@ -40,6 +40,17 @@ const (
 	// provisioningState Failed with the write's IP configurations listed but not
 	// necessarily in effect, until its configuration is re-applied.
 	KindOperationFailed
+	// KindInvalidReference means a reference in the write (subnet, application security
+	// group, backend pool, public IP, NSG) names a resource that does not exist, is in
+	// another region, or belongs to another virtual network than the rule requires. The
+	// write cannot succeed until the reference changes.
+	KindInvalidReference
+	// KindInUse means the write wants a resource another one already holds (a public IP
+	// associated with another IP configuration), or a delete met a resource still in use.
+	KindInUse
+	// KindASGMismatch means the IP configurations of one NIC would reference different
+	// sets of application security groups, which Azure refuses: ASGs are per NIC.
+	KindASGMismatch
 )
 
 var kindNames = [...]string{
@@ -53,6 +64,9 @@ var kindNames = [...]string{
 	KindPending:                 "Pending",
 	KindAuth:                    "Auth",
 	KindOperationFailed:         "OperationFailed",
+	KindInvalidReference:        "InvalidReference",
+	KindInUse:                   "InUse",
+	KindASGMismatch:             "ASGMismatch",
 }
 
 // String returns the kind's name, e.g. "Throttled".
@@ -148,6 +162,17 @@ func kindByCode(code string) (Kind, bool) {
 	case "authorizationfailed", "authenticationfailed", "invalidauthenticationtoken",
 		"invalidauthenticationtokentenant", "expiredauthenticationtoken", "linkedauthorizationfailed":
 		return KindAuth, true
+	case "invalidresourcereference", "applicationsecuritygroupmembersmustbeinsamevnet",
+		"allapplicationsecuritygroupsinsecurityrulemustbefromsamevnet":
+		return KindInvalidReference, true
+	case "publicipaddressinuse", "publicipaddresscannotbedeleted":
+		return KindInUse, true
+	case "allipconfigurationsonanicmustbelongtothesameapplicationsecuritygroups":
+		return KindASGMismatch, true
+	}
+	// "InUseNetworkSecurityGroupCannotBeDeleted", "InUseRouteTableCannotBeDeleted", ...
+	if strings.HasPrefix(c, "inuse") && strings.HasSuffix(c, "cannotbedeleted") {
+		return KindInUse, true
 	}
 	// Azure spells the per-NIC limit error in several ways across API versions
 	// (e.g. "...IpConfigurationsCountExceedsLimit", "...MaxIpConfigurationsReached"), so match its shape.
