@@ -30,6 +30,18 @@ func NewClient(socketPath string) *Client {
 	return &Client{socket: socketPath, dialer: net.Dialer{Timeout: 2 * time.Second}}
 }
 
+// answerMargin is the part of a caller's time that Allocate keeps for the
+// answer to travel back: a tenth of it, at least 100 ms and at most 2 s.
+func answerMargin(left time.Duration) time.Duration {
+	return min(max(left/10, 100*time.Millisecond), 2*time.Second)
+}
+
+// waitFor is how long the agent may wait for a free IP when the caller has
+// left to wait in all.
+func waitFor(left time.Duration) time.Duration {
+	return left - answerMargin(left)
+}
+
 // Methods the agent's routes use.
 const (
 	methodGet  = "GET"
@@ -37,7 +49,12 @@ const (
 )
 
 // Allocate asks for the IP of an attachment; see AllocateRequest.
+// Unless req sets WaitMillis, a deadline of ctx sets it to the time left
+// less answerMargin, so the agent's answer arrives before the deadline.
 func (c *Client) Allocate(ctx context.Context, req AllocateRequest) (*AllocateResponse, error) {
+	if deadline, ok := ctx.Deadline(); ok && req.WaitMillis == 0 {
+		req.WaitMillis = max(1, waitFor(time.Until(deadline)).Milliseconds())
+	}
 	var resp AllocateResponse
 	return &resp, c.do(ctx, methodPost, PathAllocate, req, &resp)
 }

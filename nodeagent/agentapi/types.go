@@ -67,6 +67,11 @@ type Attachment struct {
 // same key returns the IP it already holds.
 type AllocateRequest struct {
 	Attachment
+	// WaitMillis is how long the caller will wait for the answer. When no
+	// IP is free the agent answers "try again later" before then, so the
+	// caller learns why (a full node says so) instead of timing out on
+	// its own. Zero means the agent's --alloc-timeout alone bounds the wait.
+	WaitMillis int64 `json:"waitMillis,omitempty"`
 }
 
 // AllocateResponse carries the IP given to the attachment.

@@ -12,22 +12,38 @@ import (
 // Allocate returns the IP of att, giving it a free IP of the pool when it
 // holds none. The same key always gets the IP it already holds. With no
 // free IP it waits (counted as demand, so the pool grows for the whole
-// burst) up to AllocTimeout or ctx; then it returns an *agentapi.Error with
-// CodeTryAgainLater. Every error is an *agentapi.Error.
+// burst) up to AllocTimeout, the caller's wait (WithMaxWait) or ctx; then it
+// returns an *agentapi.Error with CodeTryAgainLater. Every error is an
+// *agentapi.Error.
 func (a *Allocator) Allocate(ctx context.Context, att agentapi.Attachment) (*agentapi.AllocateResponse, error) {
 	att.AttachmentKey = att.Normalized()
 	if err := ValidateAttachment(att); err != nil {
 		return nil, err
 	}
 	start := a.cfg.Now()
-	timer := time.NewTimer(a.cfg.AllocTimeout)
+	wait := a.cfg.AllocTimeout
+	if d, ok := ctx.Value(maxWaitKey{}).(time.Duration); ok && d < wait {
+		wait = d
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	resp, err := a.allocateOrWait(ctx, att, timer.C)
+	resp, err := a.allocateOrWait(ctx, att, wait, timer.C)
 	a.cfg.Metrics.ObserveAllocation(a.cfg.Now().Sub(start), err == nil)
 	return resp, err
 }
 
-func (a *Allocator) allocateOrWait(ctx context.Context, att agentapi.Attachment, timeout <-chan time.Time) (*agentapi.AllocateResponse, error) {
+// maxWaitKey keys the caller's wait in a context (WithMaxWait).
+type maxWaitKey struct{}
+
+// WithMaxWait returns ctx telling Allocate that its caller waits at most d
+// for the answer (agentapi.AllocateRequest.WaitMillis): an allocation that
+// finds no free IP answers "try again later" after d if that is sooner than
+// AllocTimeout, so the caller hears why rather than timing out.
+func WithMaxWait(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, maxWaitKey{}, max(d, 0))
+}
+
+func (a *Allocator) allocateOrWait(ctx context.Context, att agentapi.Attachment, wait time.Duration, timeout <-chan time.Time) (*agentapi.AllocateResponse, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	waited := false
@@ -45,7 +61,7 @@ func (a *Allocator) allocateOrWait(ctx context.Context, att agentapi.Attachment,
 			waited = true
 			a.cfg.Metrics.Waited()
 		}
-		if err := a.waitLocked(ctx, timeout); err != nil {
+		if err := a.waitLocked(ctx, wait, timeout); err != nil {
 			return nil, err
 		}
 	}
@@ -113,7 +129,7 @@ func (a *Allocator) awaitKeyLocked(ctx context.Context, key agentapi.AttachmentK
 
 // waitLocked counts the caller as a waiter and waits, with mu released,
 // until the pool changes, the timeout fires or ctx ends.
-func (a *Allocator) waitLocked(ctx context.Context, timeout <-chan time.Time) error {
+func (a *Allocator) waitLocked(ctx context.Context, wait time.Duration, timeout <-chan time.Time) error {
 	a.waiters++
 	a.signalDemandLocked()
 	changed := a.changed
@@ -122,7 +138,7 @@ func (a *Allocator) waitLocked(ctx context.Context, timeout <-chan time.Time) er
 	select {
 	case <-changed:
 	case <-timeout:
-		err = &agentapi.Error{Code: agentapi.CodeTryAgainLater, Message: a.noFreeIPMessage()}
+		err = &agentapi.Error{Code: agentapi.CodeTryAgainLater, Message: a.noFreeIPMessage(wait)}
 	case <-ctx.Done():
 		err = &agentapi.Error{Code: agentapi.CodeTryAgainLater, Message: fmt.Sprintf("gave up waiting for a free IP: %v; try again later", ctx.Err())}
 	}
@@ -137,14 +153,14 @@ func (a *Allocator) waitLocked(ctx context.Context, timeout <-chan time.Time) er
 
 // noFreeIPMessage explains a timed-out wait; it says when the node is full,
 // since then only a deleted pod frees an IP.
-func (a *Allocator) noFreeIPMessage() string {
+func (a *Allocator) noFreeIPMessage(waited time.Duration) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	held := len(a.store.List())
 	if limit := a.cfg.Policy.MaxIPs; limit > 0 && held >= limit {
 		return fmt.Sprintf("no free IP: this node's pods hold %d IPs, its maximum (--max-ips, at most 250 per VM); try again later, after a pod on this node is deleted", held)
 	}
-	return fmt.Sprintf("no free IP on this node after waiting %s for the pool to grow (pods hold %d, the pool has %d usable); try again later", a.cfg.AllocTimeout, held, len(a.pool.IPs)-len(a.pool.NotInUse))
+	return fmt.Sprintf("no free IP on this node after waiting %s for the pool to grow (pods hold %d, the pool has %d usable); try again later", waited, held, len(a.pool.IPs)-len(a.pool.NotInUse))
 }
 
 func (a *Allocator) responseLocked(ip string) *agentapi.AllocateResponse {

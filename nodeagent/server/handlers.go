@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
 	"github.com/nicpool/nicpool/nodeagent/gc"
@@ -18,7 +19,17 @@ func (s *Server) allocate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	resp, err := s.alloc.Allocate(r.Context(), req.Attachment)
+	ctx := r.Context()
+	if req.WaitMillis < 0 {
+		writeError(w, &agentapi.Error{Code: agentapi.CodeInvalidFields, Message: fmt.Sprintf("waitMillis %d is negative", req.WaitMillis)})
+		return
+	}
+	// Beyond a day the agent's own --alloc-timeout is sooner anyway (and
+	// the conversion cannot overflow).
+	if req.WaitMillis > 0 && req.WaitMillis < (24*time.Hour).Milliseconds() {
+		ctx = ipam.WithMaxWait(ctx, time.Duration(req.WaitMillis)*time.Millisecond)
+	}
+	resp, err := s.alloc.Allocate(ctx, req.Attachment)
 	if err != nil {
 		// The request may be invalid: log bounded excerpts, not 1 MiB fields.
 		s.cfg.Log.Info("Allocation failed", "containerID", truncate(req.ContainerID), "ifName", truncate(req.IfName),

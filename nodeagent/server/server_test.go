@@ -27,6 +27,12 @@ import (
 
 func startServer(t *testing.T, ips []string) (*agentapi.Client, *ipam.Allocator, string) {
 	t.Helper()
+	return startServerWaiting(t, ips, 100*time.Millisecond)
+}
+
+// startServerWaiting is startServer with the allocator's --alloc-timeout.
+func startServerWaiting(t *testing.T, ips []string, allocTimeout time.Duration) (*agentapi.Client, *ipam.Allocator, string) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "npsrv")
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +41,7 @@ func startServer(t *testing.T, ips []string) (*agentapi.Client, *ipam.Allocator,
 	sock := filepath.Join(dir, "run", "agent.sock")
 	alloc := ipam.New(store.NewMemStore(), ipam.Config{
 		Policy:       pool.Config{WarmIPTarget: 1, BatchSize: 1, MaxIPs: 250},
-		AllocTimeout: 100 * time.Millisecond,
+		AllocTimeout: allocTimeout,
 	})
 	alloc.UpdatePool(ipam.PoolState{Found: true, IPs: ips, SubnetCIDR: "10.1.0.0/16", PrimaryIP: "10.1.0.4"})
 	srv := New(alloc, Config{SocketPath: sock})
@@ -144,6 +150,34 @@ func TestSocketErrors(t *testing.T) {
 				t.Errorf("got %v (code %d), want code %d", err, apiCode(err), tt.want)
 			}
 		})
+	}
+}
+
+// A full node must say so before the plugin's own deadline: with the agent's
+// --alloc-timeout as long as the plugin's timeoutSeconds (both 60 s by
+// default) the plugin used to time out first, and kubelet's event said "did
+// not answer in time" instead of why.
+func TestFullPoolAnswersBeforeTheCallersDeadline(t *testing.T) {
+	c, _, _ := startServerWaiting(t, []string{"10.1.0.10"}, time.Hour)
+	if _, err := c.Allocate(context.Background(), agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: key("one")}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := c.Allocate(ctx, agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: key("two")}})
+	if apiCode(err) != agentapi.CodeTryAgainLater || !strings.Contains(err.Error(), "no free IP") {
+		t.Fatalf("Allocate on a full pool with a 2 s deadline = %v, want the agent's try-again-later saying no free IP", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("the answer came after the caller's deadline: %v", err)
+	}
+}
+
+func TestNegativeWaitIsRefused(t *testing.T) {
+	c, _, _ := startServer(t, []string{"10.1.0.10"})
+	_, err := c.Allocate(context.Background(), agentapi.AllocateRequest{Attachment: agentapi.Attachment{AttachmentKey: key("one")}, WaitMillis: -5})
+	if apiCode(err) != agentapi.CodeInvalidFields || !strings.Contains(err.Error(), "waitMillis") {
+		t.Fatalf("Allocate with waitMillis -5 = %v, want invalid fields naming waitMillis", err)
 	}
 }
 

@@ -116,7 +116,7 @@ func TestAgentKilledDuringScaleUp(t *testing.T) {
 	if err := cl.Clientset.AppsV1().Deployments(namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	checkIPsReturned(t, ips)
+	checkIPsReturned(t, namespace, ips)
 }
 
 // agentRestarts is the restart count of the agent pod on the node.

@@ -134,7 +134,7 @@ func TestDeployment(t *testing.T) {
 		if err := cl.Clientset.AppsV1().Deployments(namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		checkIPsReturned(t, ips)
+		checkIPsReturned(t, namespace, ips)
 	})
 }
 
@@ -185,13 +185,35 @@ func checkPodIPs(t *testing.T, pods []corev1.Pod, want int) {
 	}
 }
 
-// checkIPsReturned waits until no agent records any of the IPs (the pods
-// are gone) and every NIC holds what the pool policy asks for the pods left
-// on its node, after the release cooldown.
-func checkIPsReturned(t *testing.T, ips map[string]string) {
+// checkIPsReturned waits until the pods holding ips (IP -> pod name) are gone
+// from the API server, which kubelet allows only once their sandboxes, and so
+// their CNI DELs, are done, and then until no agent records any of the IPs
+// and every NIC is back to what the pool policy wants for the pods left.
+func checkIPsReturned(t *testing.T, namespace string, ips map[string]string) {
 	t.Helper()
 	ctx := context.Background()
-	err := waitUntil(ctx, 2*time.Minute, func() error {
+	// kubelet tears pods down a few at a time: 250 of them took over 4
+	// minutes on a 2-core machine running the other test packages too.
+	err := waitUntil(ctx, 10*time.Minute, func() error {
+		list, err := cl.Clientset.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		left := 0
+		for _, p := range list.Items {
+			if p.Status.PodIP != "" && ips[p.Status.PodIP] == p.Name {
+				left++
+			}
+		}
+		if left > 0 {
+			return fmt.Errorf("%d of the %d pods are still being torn down", left, len(ips))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = waitUntil(ctx, 2*time.Minute, func() error {
 		for _, n := range cl.Nodes {
 			held, err := cl.AgentAllocations(ctx, n)
 			if err != nil {

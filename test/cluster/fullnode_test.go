@@ -112,7 +112,7 @@ func TestFullNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkIPsReturned(t, ips)
+		checkIPsReturned(t, namespace, ips)
 	})
 }
 
