@@ -19,6 +19,7 @@ import (
 	"github.com/nicpool/nicpool/nodeagent/install"
 	"github.com/nicpool/nicpool/nodeagent/ipam"
 	"github.com/nicpool/nicpool/nodeagent/server"
+	"github.com/nicpool/nicpool/nodeagent/snat"
 )
 
 // Default ports of the agent's TCP endpoints. The agent runs in the host
@@ -44,6 +45,7 @@ type Options struct {
 	GCGrace            time.Duration
 	CNIGCMinAge        time.Duration
 	NonMasqueradeCIDRs []string
+	IPForwardSysctl    string
 	SNATInterval       time.Duration
 	CNIBinDir          string
 	CNIConfDir         string
@@ -68,6 +70,7 @@ func DefaultOptions() Options {
 		GCGrace:         gc.DefaultGrace,
 		CNIGCMinAge:     10 * time.Second,
 		SNATInterval:    30 * time.Second,
+		IPForwardSysctl: snat.DefaultIPForwardPath,
 		CNIBinDir:       "/opt/cni/bin",
 		CNIConfDir:      "/etc/cni/net.d",
 		CNIConfFileName: "10-nicpool.conflist",
@@ -94,6 +97,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.GCGrace, "gc-grace", o.GCGrace, "how long a pod must be missing before its IP is released")
 	fs.DurationVar(&o.CNIGCMinAge, "cni-gc-min-age", o.CNIGCMinAge, "allocations younger than this survive the runtime's CNI GC (their ADD may be in flight)")
 	fs.StringSliceVar(&o.NonMasqueradeCIDRs, "non-masquerade-cidrs", o.NonMasqueradeCIDRs, "destinations reached without SNAT besides the VNet (peered VNets, on-premises)")
+	fs.StringVar(&o.IPForwardSysctl, "ip-forward-sysctl", o.IPForwardSysctl, "the host's net.ipv4.ip_forward file the agent sets to 1 (routing pod traffic needs it); a container sees /proc/sys read-only, so the DaemonSet mounts the host's /proc/sys/net/ipv4 elsewhere and names the file there")
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "host directory of CNI binaries")
 	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", o.CNIConfDir, "host directory of CNI configuration")
 	fs.StringVar(&o.CNIBinary, "cni-binary", o.CNIBinary, "the nicpool CNI plugin inside the image, copied to --cni-bin-dir")
@@ -142,7 +146,7 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("--non-masquerade-cidrs: %q is not an IPv4 CIDR", c))
 		}
 	}
-	for name, p := range map[string]string{"--socket": o.SocketPath, "--state-dir": o.StateDir, "--cni-bin-dir": o.CNIBinDir, "--cni-conf-dir": o.CNIConfDir, "--cni-binary": o.CNIBinary} {
+	for name, p := range map[string]string{"--socket": o.SocketPath, "--state-dir": o.StateDir, "--cni-bin-dir": o.CNIBinDir, "--cni-conf-dir": o.CNIConfDir, "--cni-binary": o.CNIBinary, "--ip-forward-sysctl": o.IPForwardSysctl} {
 		if !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Errorf("%s %q must be an absolute path", name, p))
 		}

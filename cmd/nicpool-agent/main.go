@@ -71,7 +71,7 @@ func run() error {
 		Log:          log.WithName("install"),
 	}
 	newSNAT := func(primaryIP string, nonMasq []string) (nodeagent.SNAT, error) {
-		return snat.New(snat.Config{ChainName: snat.DefaultChainName, PrimaryIP: primaryIP, NonMasqueradeCIDRs: nonMasq})
+		return snat.New(snat.Config{ChainName: snat.DefaultChainName, PrimaryIP: primaryIP, NonMasqueradeCIDRs: nonMasq, IPForwardPath: o.IPForwardSysctl})
 	}
 	if o.Uninstall {
 		inst, err := install.New(icfg)

@@ -62,7 +62,8 @@ type Config struct {
 	Interface string
 	// IPTables replaces the iptables client, for tests; nil uses go-iptables.
 	IPTables IPTables
-	// IPForwardPath replaces DefaultIPForwardPath, for tests.
+	// IPForwardPath replaces DefaultIPForwardPath: the agent's
+	// --ip-forward-sysctl (a container's /proc/sys is read-only), and tests.
 	IPForwardPath string
 }
 

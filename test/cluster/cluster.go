@@ -75,6 +75,9 @@ type Cluster struct {
 	cp        *testbed.Site
 	userMu    sync.Mutex
 	closeOnce sync.Once
+	// apiServerLog receives kube-apiserver's output (envtest discards it),
+	// so that a failed start can be diagnosed.
+	apiServerLog *os.File
 }
 
 // Defaults fills the binary locations from the repository's bin/ directory
@@ -302,10 +305,19 @@ func (c *Cluster) close() {
 	} else if c.Env != nil {
 		_ = c.Env.Stop()
 	}
+	if c.apiServerLog != nil {
+		_ = c.apiServerLog.Close()
+	}
 }
 
 // Kubeconfig is an admin kubeconfig for kubectl.
-func (c *Cluster) Kubeconfig() string { return c.TB.Kubeconfig() }
+// Empty until the testbed has started.
+func (c *Cluster) Kubeconfig() string {
+	if c.TB == nil {
+		return ""
+	}
+	return c.TB.Kubeconfig()
+}
 
 // ChangedSysctls lists global sysctls that differ from before the cluster
 // started (empty after Close when teardown restored them).

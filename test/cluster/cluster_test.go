@@ -194,6 +194,9 @@ func TestNodeReadyOnlyAfterPoolAndConflist(t *testing.T) {
 		if files, _ := os.ReadDir(n.HostPath("/etc/cni/net.d")); len(files) != 0 {
 			t.Fatalf("node %s has CNI configuration before nicpool is installed: %v", n.Name, files)
 		}
+		if v, err := n.IPForward(); err != nil || v != "0" {
+			t.Fatalf("node %s forwards IPv4 (%q, %v) before nicpool is installed; the testbed starts nodes with it off", n.Name, v, err)
+		}
 	}
 	if err := cl.InstallNicpool(ctx); err != nil {
 		installErr = err
@@ -222,6 +225,12 @@ func TestNodeReadyOnlyAfterPoolAndConflist(t *testing.T) {
 			pool := &v1.NodeIPPool{}
 			if err := cl.Env.Client.Get(ctx, clientKey(name), pool); err != nil {
 				return err
+			}
+			// The agent's container sees /proc/sys read-only; the
+			// DaemonSet's writable mount of the node's IPv4 sysctls is
+			// what lets it route pod traffic on a node that did not.
+			if v, err := n.IPForward(); err != nil || v != "1" {
+				return fmt.Errorf("node %s is Ready but does not forward IPv4 yet (%q, %v)", name, v, err)
 			}
 			if len(pool.Status.IPs) == 0 || cl.NICIPCount(n) == 0 {
 				t.Errorf("node %s is Ready with %d IPs in its pool and %d on its NIC", name, len(pool.Status.IPs), cl.NICIPCount(n))

@@ -61,6 +61,15 @@ func (c *Cluster) configureControlPlane(e *envtest.Environment) error {
 	api.CertDir = p.dir
 	api.SecureServing.CA = p.caPEM
 	api.StartTimeout = 2 * time.Minute
+	if c.apiServerLog == nil {
+		// envtest restarts the process on a failed start: one file for all.
+		f, err := os.OpenFile(filepath.Join(c.cfg.WorkDir, "kube-apiserver.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("create the API server's log: %w", err)
+		}
+		c.apiServerLog = f
+	}
+	api.Out, api.Err = c.apiServerLog, c.apiServerLog
 	args := api.Configure()
 	args.Set("authorization-mode", "Node", "RBAC")
 	args.Set("enable-admission-plugins", "NodeRestriction")

@@ -14,6 +14,9 @@ import (
 
 // Kubectl runs kubectl as cluster admin and returns its combined output.
 func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
+	if c.Kubeconfig() == "" {
+		return "", fmt.Errorf("kubectl %s: the cluster's API server has not started", strings.Join(args, " "))
+	}
 	argv := append([]string{"--kubeconfig", c.Kubeconfig()}, args...)
 	out, err := exec.CommandContext(ctx, filepath.Join(c.cfg.K8sBinDir, "kubectl"), argv...).CombinedOutput()
 	if err != nil {

@@ -63,6 +63,21 @@ func (n *Node) enter(argv ...string) []string {
 // for example `ctr` or `iptables`) and returns its output.
 func (n *Node) Exec(argv ...string) (string, error) { return run(n.enter(argv...)...) }
 
+// IPForward reads net.ipv4.ip_forward in the node's network namespace.
+func (n *Node) IPForward() (string, error) {
+	out, err := n.Exec("cat", "/proc/sys/net/ipv4/ip_forward")
+	return strings.TrimSpace(out), err
+}
+
+// SetIPForward writes net.ipv4.ip_forward in the node's network namespace
+// (only there: the sysctl is per network namespace).
+func (n *Node) SetIPForward(v string) error {
+	if _, err := n.Exec("sh", "-c", "echo "+v+" > /proc/sys/net/ipv4/ip_forward"); err != nil {
+		return fmt.Errorf("set ip_forward=%s on %s: %w", v, n.Name, err)
+	}
+	return nil
+}
+
 func (c *Cluster) newNode(vm *testbed.VM) (*Node, error) {
 	n := &Node{Name: vm.Name, VM: vm, Dir: filepath.Join(c.cfg.WorkDir, "nodes", vm.Name),
 		cgroup: fmt.Sprintf("%s%d-%s", cgroupPrefix, os.Getpid(), vm.Name)}
@@ -126,6 +141,11 @@ func (c *Cluster) startNode(ctx context.Context, n *Node) error {
 		return err
 	}
 	if err := c.importImages(ctx, n); err != nil {
+		return err
+	}
+	// A fresh Linux VM does not forward IPv4: the agent must turn it on,
+	// from its container whose own /proc/sys is read-only.
+	if err := n.SetIPForward("0"); err != nil {
 		return err
 	}
 	n.kubelet.argv = n.enter(filepath.Join(c.cfg.NodeBinDir, "kubelet"),
