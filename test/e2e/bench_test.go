@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -238,6 +239,43 @@ func BenchmarkPodNetworkBurst(b *testing.B) {
 	reportMeans(b, wall[0], wall[1])
 	reportPercentiles(b, "nicpool-pod", perPod[0])
 	reportPercentiles(b, "reference-pod", perPod[1])
+	for k, impl := range impls {
+		if err := appendSamples(os.Getenv("NICPOOL_BENCH_BURST_SAMPLES"), impl.name, perPod[k]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// appendSamples appends d in milliseconds to file as one JSON line
+// {"series": series, "ms": [...]}: the samples test/bench/report draws
+// (make bench sets the file). An empty file name writes nothing.
+func appendSamples(file, series string, d []time.Duration) error {
+	if file == "" {
+		return nil
+	}
+	ms := make([]float64, len(d))
+	for i, x := range d {
+		ms[i] = float64(x) / 1e6
+	}
+	line, err := json.Marshal(struct {
+		Series string    `json:"series"`
+		MS     []float64 `json:"ms"`
+	}{series, ms})
+	if err != nil {
+		return fmt.Errorf("encode %s samples: %w", series, err)
+	}
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("open samples file: %w", err)
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write samples to %s: %w", file, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write samples to %s: %w", file, err)
+	}
+	return nil
 }
 
 // burst runs every ADD at once and returns their latencies; it fails when
