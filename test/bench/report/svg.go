@@ -56,7 +56,7 @@ func writeCDF(w io.Writer, title, xLabel string, series []Series) error {
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#ddd"/>`+"\n", px(x), marginT, px(x), marginT+plotH)
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%s</text>`+"\n", px(x), marginT+plotH+16, esc(fmt.Sprintf("%g", roundTo(x, step))))
 	}
-	for _, y := range []float64{0, 0.25, 0.5, 0.75, 0.99, 1} {
+	for _, y := range []float64{0, 0.25, 0.5, 0.75, 0.9, 1} {
 		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`+"\n", marginL, py(y), marginL+plotW, py(y))
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%g%%</text>`+"\n", marginL-6, py(y)+4, y*100)
 	}
