@@ -65,7 +65,7 @@ demo: setup ## A 3-node Kubernetes cluster on the simulated VNet, nicpool by Hel
 	$(GO) run ./test/e2e/demo $(DEMO_FLAGS)
 
 .PHONY: bench
-bench: setup build ## Benchmarks (operator scale, CNI ADD/DEL against ptp+host-local).
+bench: setup build ## Benchmarks (root): pod ADD+DEL, bursts, datapath, operator scale, each vs a reference; one table, results in bin/bench.
 	test/bench/run.sh
 
 SOAK_DRILLS ?= 230

@@ -20,3 +20,41 @@ func TestStateOfCarriesTheFairShare(t *testing.T) {
 		t.Fatalf("FairShare = %v, want 33", st.FairShare)
 	}
 }
+
+// TestSettleWaitsOutAGrowingBurst: the spec write waits while the demand
+// grows (a burst being bound), so the whole burst goes in one write; it
+// waits once when nothing more arrives, never beyond maxWaits, and stops
+// when the context ends.
+func TestSettleWaitsOutAGrowingBurst(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		demands   []int // demand after each wait
+		maxWaits  int
+		stopAfter int // wait fails after this many waits (0: never)
+		wantWaits int
+		wantOK    bool
+	}{
+		{"single pod", []int{1, 1, 1}, 30, 0, 1, true},
+		{"burst being bound", []int{40, 120, 250, 250, 250}, 30, 0, 4, true},
+		{"demand falling", []int{0, 0}, 30, 0, 1, true},
+		{"never settles", []int{2, 3, 4, 5, 6, 7, 8, 9}, 3, 0, 3, true},
+		{"context ended", []int{40, 120, 250}, 30, 2, 3, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			waits, next := 0, 0
+			demand := func() int {
+				d := tc.demands[min(next, len(tc.demands)-1)]
+				next++
+				return d
+			}
+			wait := func() bool {
+				waits++
+				return tc.stopAfter == 0 || waits <= tc.stopAfter
+			}
+			ok := settle(1, demand, wait, tc.maxWaits)
+			if ok != tc.wantOK || waits != tc.wantWaits {
+				t.Fatalf("settle waited %d times and returned %v, want %d and %v", waits, ok, tc.wantWaits, tc.wantOK)
+			}
+		})
+	}
+}
