@@ -22,7 +22,7 @@ benchtime=${BENCHTIME:-40x}
 burst_count=${BURST_COUNT:-3}
 burst_benchtime=${BURST_BENCHTIME:-2x}
 cold_benchtime=${COLD_BENCHTIME:-3x}
-datapath_benchtime=${DATAPATH_BENCHTIME:-5x}
+datapath_benchtime=${DATAPATH_BENCHTIME:-7x}
 parts=${PARTS:-pod cold datapath operator}
 
 go build -o bin/tools/bench-report ./test/bench/report

@@ -50,7 +50,7 @@ type datapathPair struct {
 // what the fabric gives VMs themselves). Each iteration measures all three
 // once, rotating their order, so load drift on a shared machine hits them
 // alike; it reports the medians over iterations (Gbit/s; RTT median and p99
-// in µs). Everything runs inside the testbed's namespaces; iperf3 comes
+// in µs) and the median of each round's ratio against VM-to-VM. Everything runs inside the testbed's namespaces; iperf3 comes
 // from Debian (hack/setup.sh).
 func BenchmarkPodDatapath(b *testing.B) {
 	if os.Geteuid() != 0 {
@@ -120,7 +120,25 @@ func BenchmarkPodDatapath(b *testing.B) {
 		b.ReportMetric(medianOf(gbps[p.name]), p.name+"-gbps")
 		b.ReportMetric(medianOf(rtt50[p.name]), p.name+"-rtt-p50-us")
 		b.ReportMetric(medianOf(rtt99[p.name]), p.name+"-rtt-p99-us")
+		if p.name == "vm-vm" {
+			continue
+		}
+		// Each round's own ratio against the reference measured in the
+		// same round, then their median: load that drifts between rounds
+		// on a shared machine cancels.
+		b.ReportMetric(medianRatio(gbps[p.name], gbps["vm-vm"]), p.name+"-gbps-ratio")
+		b.ReportMetric(medianRatio(rtt50[p.name], rtt50["vm-vm"]), p.name+"-rtt-p50-ratio")
+		b.ReportMetric(medianRatio(rtt99[p.name], rtt99["vm-vm"]), p.name+"-rtt-p99-ratio")
 	}
+}
+
+// medianRatio is the median of v[i]/ref[i].
+func medianRatio(v, ref []float64) float64 {
+	r := make([]float64, len(v))
+	for i := range v {
+		r[i] = v[i] / ref[i]
+	}
+	return medianOf(r)
 }
 
 // startIperfServer runs `iperf3 -s` inside n (the child inherits the
