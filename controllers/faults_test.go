@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nicpool/nicpool/internal/armsim"
+	"github.com/nicpool/nicpool/internal/nicsync"
 )
 
 // TestCrashBetweenWriteAndStatus stops the operator right after a NIC write,
@@ -96,7 +97,7 @@ func TestARMFaultsConverge(t *testing.T) {
 	if err != nil {
 		t.Fatalf("get nic: %v", err)
 	}
-	nic.Properties.IPConfigurations = applyPlan(nic, plan{Add: []string{"someone-else"}}, *primaryConfig(nic).Properties.Subnet.ID)
+	nic.Properties.IPConfigurations = nicsync.Apply(nic, nicsync.Plan{Add: []string{"someone-else"}}, *nicsync.PrimaryConfig(nic).Properties.Subnet.ID)
 	if _, err := s.nics.UpdateNIC(context.Background(), nic); err != nil {
 		t.Fatalf("add foreign configuration: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 	"github.com/nicpool/nicpool/internal/azure"
+	"github.com/nicpool/nicpool/internal/nicsync"
 )
 
 // mustDrain reports whether a deleted pool has to stay: it serves its NIC,
@@ -74,16 +75,16 @@ func (r *PoolReconciler) releaseAll(ctx context.Context, pool *nicpoolv1.NodeIPP
 		if err != nil {
 			return r.releaseFailure(pool, o, err)
 		}
-		var p plan
-		for _, c := range nicConfigs(nic) {
-			if c.owned() {
+		var p nicsync.Plan
+		for _, c := range nicsync.Configs(nic) {
+			if c.Owned() {
 				p.Remove = append(p.Remove, c.Name)
 			}
 		}
-		if p.empty() {
+		if p.Empty() {
 			return ctrl.Result{}, nil
 		}
-		nic.Properties.IPConfigurations = applyPlan(nic, p, "")
+		nic.Properties.IPConfigurations = nicsync.Apply(nic, p, "")
 		_, err = r.NICs.UpdateNIC(ctx, nic)
 		switch kind := azure.Classify(err); {
 		case err == nil:

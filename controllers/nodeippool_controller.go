@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
+	"github.com/nicpool/nicpool/internal/nicsync"
 )
 
 // NICAPI is the part of the ARM client the pool reconciler uses. Every
@@ -206,7 +207,7 @@ func (r *PoolReconciler) pass(ctx context.Context, pool *nicpoolv1.NodeIPPool, o
 // name (its providerID names the VM).
 func (r *PoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.newName == nil {
-		r.newName = newConfigName
+		r.newName = nicsync.NewConfigName
 	}
 	// Pools held back by the VNet quota are woken when quota frees up, and
 	// pools refused a NIC when it becomes free; a full channel drops

@@ -14,6 +14,7 @@ import (
 	"github.com/nicpool/nicpool/internal/armsim"
 	"github.com/nicpool/nicpool/internal/armsim/armsimtest"
 	"github.com/nicpool/nicpool/internal/azure"
+	"github.com/nicpool/nicpool/internal/nicsync"
 )
 
 // TestRestartDuringWriteWithholdsIPs restarts the operator while a NIC write
@@ -162,7 +163,7 @@ func TestFailedNICFoundAfterRestartIsRepaired(t *testing.T) {
 	if err != nil {
 		t.Fatalf("get nic: %v", err)
 	}
-	nic.Properties.IPConfigurations = applyPlan(nic, plan{Add: []string{"nicpool-strayaaaaa", "nicpool-straybbbbb"}}, *primaryConfig(nic).Properties.Subnet.ID)
+	nic.Properties.IPConfigurations = nicsync.Apply(nic, nicsync.Plan{Add: []string{"nicpool-strayaaaaa", "nicpool-straybbbbb"}}, *nicsync.PrimaryConfig(nic).Properties.Subnet.ID)
 	s.srv.FailNextOperations(1, "")
 	if _, err := s.nics.UpdateNIC(context.Background(), nic); azure.Classify(err) != azure.KindOperationFailed {
 		t.Fatalf("update: %v, want an operation that ended Failed", err)

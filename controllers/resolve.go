@@ -18,6 +18,7 @@ import (
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 	"github.com/nicpool/nicpool/internal/azure"
+	"github.com/nicpool/nicpool/internal/nicsync"
 )
 
 // resolveNIC returns the pool's NIC ID: spec.nicID, else the one remembered
@@ -78,7 +79,7 @@ func (r *PoolReconciler) ensureFinalizer(ctx context.Context, pool *nicpoolv1.No
 // ledger rebuild must still know the pool's VNet, and the NIC claims which
 // pool serves the NIC.
 func (r *PoolReconciler) recordIdentity(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface) error {
-	primary := primaryConfig(nic)
+	primary := nicsync.PrimaryConfig(nic)
 	if primary == nil || primary.Properties == nil || primary.Properties.Subnet == nil || primary.Properties.Subnet.ID == nil {
 		return fmt.Errorf("read nic %s: no primary ip configuration with a subnet", deref(nic.ID))
 	}
@@ -125,20 +126,7 @@ func (r *PoolReconciler) recordIdentity(ctx context.Context, pool *nicpoolv1.Nod
 }
 
 // subnetCIDR returns the subnet's (first) IPv4 prefix.
-func subnetCIDR(s *armnetwork.Subnet) string {
-	if s == nil || s.Properties == nil {
-		return ""
-	}
-	if p := s.Properties.AddressPrefix; p != nil && *p != "" {
-		return *p
-	}
-	for _, p := range s.Properties.AddressPrefixes {
-		if p != nil {
-			return *p
-		}
-	}
-	return ""
-}
+func subnetCIDR(s *armnetwork.Subnet) string { return nicsync.SubnetCIDR(s) }
 
 // armFailure turns an ARM error into the pass's outcome and result:
 // RequeueAfter for throttling (honouring Retry-After), conflicts, writes

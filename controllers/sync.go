@@ -12,6 +12,7 @@ import (
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 	"github.com/nicpool/nicpool/internal/azure"
+	"github.com/nicpool/nicpool/internal/nicsync"
 )
 
 // syncPass is what one syncNIC decides from, and what it learned so far.
@@ -46,53 +47,12 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 		requested: requested, want: min(requested, r.PerVMLimit), full: azure.KindOther,
 		maxAdds: r.subnets.maxAdds(pool.Status.SubnetID, time.Now(), r.subnetRoomTTL()),
 	}
-	var res ctrl.Result
-	var err error
-	for attempt := 1; ; attempt++ {
-		state := azure.NICProvisioning(nic)
-		if state == azure.ProvisioningInProgress {
-			r.Ledger.Settle(pool.Name, sp.vnet, countOwned(nicConfigs(nic)))
-			res = r.writeRunning(pool, nic, o)
-			break
-		}
-		failed := state == azure.ProvisioningFailed
-		if failed {
-			r.foundFailed(ctx, nic, o)
-		}
-		configs := nicConfigs(nic)
-		grant := r.Ledger.Reserve(pool.Name, sp.vnet, countOwned(configs), sp.want)
-		p := computePlan(planInput{Configs: configs, Released: released, Published: published, Grant: grant, MaxAdds: sp.maxAdds}, r.newName)
-		r.setLimit(o, requested, grant, p, sp.limitKind(p))
-		if p.empty() && !failed {
-			r.Ledger.Settle(pool.Name, sp.vnet, p.Held)
-			break
-		}
-		sp.repairTried = sp.repairTried || failed
-		orig := nic.Properties.IPConfigurations
-		nic.Properties.IPConfigurations = applyPlan(nic, p, sp.subnetID)
-		updated, werr := r.NICs.UpdateNIC(ctx, nic)
-		if werr == nil {
-			nic = updated
-			r.wrote(ctx, pool, nic, p, sp, o, failed)
-			if r.afterNICWrite != nil {
-				if herr := r.afterNICWrite(pool.Name); herr != nil {
-					return ctrl.Result{}, herr
-				}
-			}
-			break
-		}
-		nic.Properties.IPConfigurations = orig
-		next := r.writeRefused(ctx, pool, nic, sp, o, p, grant, werr, attempt)
-		switch {
-		case next.retry != nil:
-			nic = next.retry
-			continue
-		case next.abort:
-			return next.res, next.err
-		}
-		res, err = next.res, next.err
-		break
+	w := &poolWrite{r: r, ctx: ctx, pool: pool, sp: sp, o: o}
+	nic, err := nicsync.Write(ctx, r.NICs, nic, sp.subnetID, w)
+	if w.abort {
+		return w.res, err
 	}
+	res := w.res
 	if withheld := r.publish(pool, nic, sp); withheld > 0 && err == nil && res.IsZero() {
 		// The NIC a write returned shows another write already running.
 		res = ctrl.Result{RequeueAfter: r.PendingRetry}
@@ -106,6 +66,67 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 	return res, err
 }
 
+// poolWrite is the operator's side of one pass's NIC write loop
+// (nicsync.Write): the VNet ledger's reservation, the pool's conditions and
+// the test hook after a write.
+type poolWrite struct {
+	r    *PoolReconciler
+	ctx  context.Context
+	pool *nicpoolv1.NodeIPPool
+	sp   *syncPass
+	o    *outcome
+	// grant is the last attempt's reservation.
+	grant int
+	// res ends the pass; abort ends it without publishing.
+	res   ctrl.Result
+	abort bool
+}
+
+var _ nicsync.Hooks = (*poolWrite)(nil)
+
+// Running settles the quota from the NIC as read and polls until the
+// running write ends.
+func (w *poolWrite) Running(nic *armnetwork.Interface) {
+	w.r.Ledger.Settle(w.pool.Name, w.sp.vnet, nicsync.CountOwned(nicsync.Configs(nic)))
+	w.res = w.r.writeRunning(w.pool, nic, w.o)
+}
+
+// FoundFailed records a NIC read in provisioningState Failed.
+func (w *poolWrite) FoundFailed(nic *armnetwork.Interface) { w.r.foundFailed(w.ctx, nic, w.o) }
+
+// Plan reserves quota for the attempt and plans the write within it.
+func (w *poolWrite) Plan(configs []nicsync.Config, failed bool) nicsync.Plan {
+	sp := w.sp
+	w.grant = w.r.Ledger.Reserve(w.pool.Name, sp.vnet, nicsync.CountOwned(configs), sp.want)
+	p := nicsync.Compute(nicsync.Input{Configs: configs, Released: sp.released, Published: sp.published, Grant: w.grant, MaxAdds: sp.maxAdds}, w.r.newName)
+	w.r.setLimit(w.o, sp.requested, w.grant, p, sp.limitKind(p))
+	sp.repairTried = sp.repairTried || failed
+	return p
+}
+
+// Unchanged settles the quota at what the NIC holds.
+func (w *poolWrite) Unchanged(p nicsync.Plan) { w.r.Ledger.Settle(w.pool.Name, w.sp.vnet, p.Held) }
+
+// Wrote records the write and runs the test hook, whose error abandons the
+// pass before the status write (a crash).
+func (w *poolWrite) Wrote(updated *armnetwork.Interface, p nicsync.Plan, repair bool) error {
+	w.r.wrote(w.ctx, w.pool, updated, p, w.sp, w.o, repair)
+	if w.r.afterNICWrite != nil {
+		if err := w.r.afterNICWrite(w.pool.Name); err != nil {
+			w.res, w.abort = ctrl.Result{}, true
+			return err
+		}
+	}
+	return nil
+}
+
+// Refused decides what follows a refused write (writeRefused).
+func (w *poolWrite) Refused(nic *armnetwork.Interface, p nicsync.Plan, werr error, attempt int) (*armnetwork.Interface, error) {
+	next := w.r.writeRefused(w.ctx, w.pool, nic, w.sp, w.o, p, w.grant, werr, attempt)
+	w.res, w.abort = next.res, next.abort
+	return next.retry, next.err
+}
+
 // afterRefusal is what a pass does after a failed NIC write: try again with
 // retry, or end with res and err, without publishing when abort (the re-read
 // of the NIC failed, so the pass knows nothing newer than its status).
@@ -117,7 +138,7 @@ type afterRefusal struct {
 }
 
 // writeRefused handles a failed NIC write.
-func (r *PoolReconciler) writeRefused(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, sp *syncPass, o *outcome, p plan, grant int, werr error, attempt int) afterRefusal {
+func (r *PoolReconciler) writeRefused(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, sp *syncPass, o *outcome, p nicsync.Plan, grant int, werr error, attempt int) afterRefusal {
 	reread := func() afterRefusal {
 		fresh, err := r.NICs.GetNIC(ctx, pool.Status.NICID)
 		if err != nil {
@@ -177,8 +198,8 @@ func (r *PoolReconciler) writeRefused(ctx context.Context, pool *nicpoolv1.NodeI
 }
 
 // wrote records a successful NIC write: quota, subnet room, and a repair.
-func (r *PoolReconciler) wrote(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, p plan, sp *syncPass, o *outcome, repair bool) {
-	r.Ledger.Settle(pool.Name, sp.vnet, countOwned(nicConfigs(nic)))
+func (r *PoolReconciler) wrote(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, p nicsync.Plan, sp *syncPass, o *outcome, repair bool) {
+	r.Ledger.Settle(pool.Name, sp.vnet, nicsync.CountOwned(nicsync.Configs(nic)))
 	r.subnets.wrote(sp.subnetID, len(p.Add), len(p.Remove))
 	if !repair {
 		return
@@ -235,18 +256,18 @@ func (r *PoolReconciler) writeRunning(pool *nicpoolv1.NodeIPPool, nic *armnetwor
 // publish records in the status the NIC's nicpool IPs whose write succeeded,
 // and returns how many others it withheld.
 func (r *PoolReconciler) publish(pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, sp *syncPass) int {
-	configs := nicConfigs(nic)
+	configs := nicsync.Configs(nic)
 	settled := azure.NICProvisioning(nic) == azure.ProvisioningSucceeded
-	pool.Status.IPs = publishIPs(configs, sp.released, sp.published, settled)
+	pool.Status.IPs = nicsync.Publish(configs, sp.released, sp.published, settled)
 	pool.Status.AllocatedIPCount = int32(len(pool.Status.IPs))
-	withheld := len(publishIPs(configs, sp.released, sp.published, true)) - len(pool.Status.IPs)
+	withheld := len(nicsync.Publish(configs, sp.released, sp.published, true)) - len(pool.Status.IPs)
 	nodeIPsWithheld.WithLabelValues(pool.Name).Set(float64(withheld))
 	return withheld
 }
 
 // limitKind is the refusal setLimit reports: ARM's, or a full subnet when
 // the remembered room cut the plan's additions.
-func (sp *syncPass) limitKind(p plan) azure.Kind {
+func (sp *syncPass) limitKind(p nicsync.Plan) azure.Kind {
 	if sp.full == azure.KindOther && p.AddCapped {
 		return azure.KindSubnetFull
 	}
@@ -264,7 +285,7 @@ func (r *PoolReconciler) subnetRoomTTL() time.Duration {
 // setLimit records why the pool gets fewer IPs than requested, if it does.
 // full is KindSubnetFull or KindTooManyIPConfigurations after ARM refused
 // additions for those reasons.
-func (r *PoolReconciler) setLimit(o *outcome, requested, grant int, p plan, full azure.Kind) {
+func (r *PoolReconciler) setLimit(o *outcome, requested, grant int, p nicsync.Plan, full azure.Kind) {
 	o.limitReason, o.limitMsg = "", ""
 	if p.Target >= requested {
 		return
@@ -273,7 +294,7 @@ func (r *PoolReconciler) setLimit(o *outcome, requested, grant int, p plan, full
 	case full == azure.KindSubnetFull:
 		o.limitReason, o.limitMsg = nicpoolv1.ReasonSubnetFull, fmt.Sprintf("the subnet has no free address; %d of %d IPs", p.Target, requested)
 	case full == azure.KindTooManyIPConfigurations || p.NICCapped:
-		o.limitReason, o.limitMsg = nicpoolv1.ReasonPerVMLimit, fmt.Sprintf("the NIC holds Azure's maximum of %d IP configurations; %d of %d IPs", maxIPConfigsPerNIC, p.Target, requested)
+		o.limitReason, o.limitMsg = nicpoolv1.ReasonPerVMLimit, fmt.Sprintf("the NIC holds Azure's maximum of %d IP configurations; %d of %d IPs", nicsync.MaxIPConfigsPerNIC, p.Target, requested)
 	case requested > r.PerVMLimit && grant >= r.PerVMLimit:
 		o.limitReason, o.limitMsg = nicpoolv1.ReasonPerVMLimit, fmt.Sprintf("requested %d IPs, the per-VM limit is %d", requested, r.PerVMLimit)
 	case grant < min(requested, r.PerVMLimit):

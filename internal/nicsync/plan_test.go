@@ -1,4 +1,4 @@
-package controllers
+package nicsync
 
 import (
 	"fmt"
@@ -11,14 +11,14 @@ import (
 
 // configs returns a NIC's configurations: the primary (10.0.0.4), the
 // foreign ones and nicpool's own.
-func configs(foreign []string, owned ...string) []ipConfig {
-	out := make([]ipConfig, 0, 1+len(foreign)+len(owned))
-	out = append(out, ipConfig{Name: "ipconfig1", IP: "10.0.0.4", Primary: true})
+func configs(foreign []string, owned ...string) []Config {
+	out := make([]Config, 0, 1+len(foreign)+len(owned))
+	out = append(out, Config{Name: "ipconfig1", IP: "10.0.0.4", Primary: true})
 	for i, ip := range foreign {
-		out = append(out, ipConfig{Name: fmt.Sprintf("foreign-%d", i), IP: ip})
+		out = append(out, Config{Name: fmt.Sprintf("foreign-%d", i), IP: ip})
 	}
 	for i, ip := range owned {
-		out = append(out, ipConfig{Name: fmt.Sprintf("nicpool-%03d", i), IP: ip})
+		out = append(out, Config{Name: fmt.Sprintf("nicpool-%03d", i), IP: ip})
 	}
 	return out
 }
@@ -31,34 +31,34 @@ func seqNamer() func() string {
 	}
 }
 
-func TestComputePlan(t *testing.T) {
+func TestCompute(t *testing.T) {
 	many := make([]string, 250)
 	for i := range many {
 		many[i] = fmt.Sprintf("10.0.1.%d", i)
 	}
 	tests := []struct {
 		name                      string
-		in                        planInput
+		in                        Input
 		wantAdd, wantHeld, target int
 		wantRemove                []string
 		capped, addCapped         bool
 	}{
-		{name: "empty NIC grows to grant", in: planInput{Configs: configs(nil), Grant: 2, MaxAdds: -1}, wantAdd: 2, target: 2},
-		{name: "steady", in: planInput{Configs: configs(nil, "10.0.0.5"), Grant: 1, MaxAdds: -1}, wantHeld: 1, target: 1},
-		{name: "grant below held removes nothing unreleased", in: planInput{Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 0, MaxAdds: -1}, wantHeld: 2, target: 2},
-		{name: "released IPs are removed", in: planInput{MaxAdds: -1, Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-001"}}, wantHeld: 2, target: 1, wantRemove: []string{"nicpool-001"}},
-		{name: "released IP on a config the agent never saw is kept", in: planInput{MaxAdds: -1, Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-old"}}, wantHeld: 2, target: 2},
-		{name: "remove and add in one plan", in: planInput{MaxAdds: -1, Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 3, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantAdd: 2, wantHeld: 2, target: 3, wantRemove: []string{"nicpool-000"}},
-		{name: "primary and foreign never removed", in: planInput{MaxAdds: -1, Configs: configs([]string{"10.0.0.9"}), Grant: 0, Released: map[string]bool{"10.0.0.4": true, "10.0.0.9": true}, Published: map[string]string{"10.0.0.4": "ipconfig1", "10.0.0.9": "foreign-0"}}, target: 0},
-		{name: "capped adds when subnet full, removals still made", in: planInput{Configs: configs(nil, "10.0.0.5"), Grant: 5, MaxAdds: 0, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantHeld: 1, target: 0, wantRemove: []string{"nicpool-000"}, addCapped: true},
-		{name: "NIC cap of 256 with foreign configs", in: planInput{MaxAdds: -1, Configs: configs([]string{"10.0.0.7", "10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12"}, many[:245]...), Grant: 250}, wantAdd: 4, wantHeld: 245, target: 249, capped: true},
-		{name: "adds capped after a full subnet", in: planInput{MaxAdds: 3, Configs: configs(nil), Grant: 10}, wantAdd: 3, target: 3, addCapped: true},
-		{name: "a cap above the grant cuts nothing", in: planInput{MaxAdds: 30, Configs: configs(nil), Grant: 10}, wantAdd: 10, target: 10},
-		{name: "names never collide", in: planInput{Configs: configs(nil), Grant: 3, MaxAdds: -1}, wantAdd: 3, target: 3},
+		{name: "empty NIC grows to grant", in: Input{Configs: configs(nil), Grant: 2, MaxAdds: -1}, wantAdd: 2, target: 2},
+		{name: "steady", in: Input{Configs: configs(nil, "10.0.0.5"), Grant: 1, MaxAdds: -1}, wantHeld: 1, target: 1},
+		{name: "grant below held removes nothing unreleased", in: Input{Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 0, MaxAdds: -1}, wantHeld: 2, target: 2},
+		{name: "released IPs are removed", in: Input{MaxAdds: -1, Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-001"}}, wantHeld: 2, target: 1, wantRemove: []string{"nicpool-001"}},
+		{name: "released IP on a config the agent never saw is kept", in: Input{MaxAdds: -1, Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 1, Released: map[string]bool{"10.0.0.6": true}, Published: map[string]string{"10.0.0.6": "nicpool-old"}}, wantHeld: 2, target: 2},
+		{name: "remove and add in one plan", in: Input{MaxAdds: -1, Configs: configs(nil, "10.0.0.5", "10.0.0.6"), Grant: 3, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantAdd: 2, wantHeld: 2, target: 3, wantRemove: []string{"nicpool-000"}},
+		{name: "primary and foreign never removed", in: Input{MaxAdds: -1, Configs: configs([]string{"10.0.0.9"}), Grant: 0, Released: map[string]bool{"10.0.0.4": true, "10.0.0.9": true}, Published: map[string]string{"10.0.0.4": "ipconfig1", "10.0.0.9": "foreign-0"}}, target: 0},
+		{name: "capped adds when subnet full, removals still made", in: Input{Configs: configs(nil, "10.0.0.5"), Grant: 5, MaxAdds: 0, Released: map[string]bool{"10.0.0.5": true}, Published: map[string]string{"10.0.0.5": "nicpool-000"}}, wantHeld: 1, target: 0, wantRemove: []string{"nicpool-000"}, addCapped: true},
+		{name: "NIC cap of 256 with foreign configs", in: Input{MaxAdds: -1, Configs: configs([]string{"10.0.0.7", "10.0.0.8", "10.0.0.9", "10.0.0.10", "10.0.0.11", "10.0.0.12"}, many[:245]...), Grant: 250}, wantAdd: 4, wantHeld: 245, target: 249, capped: true},
+		{name: "adds capped after a full subnet", in: Input{MaxAdds: 3, Configs: configs(nil), Grant: 10}, wantAdd: 3, target: 3, addCapped: true},
+		{name: "a cap above the grant cuts nothing", in: Input{MaxAdds: 30, Configs: configs(nil), Grant: 10}, wantAdd: 10, target: 10},
+		{name: "names never collide", in: Input{Configs: configs(nil), Grant: 3, MaxAdds: -1}, wantAdd: 3, target: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := computePlan(tt.in, seqNamer())
+			p := Compute(tt.in, seqNamer())
 			if len(p.Add) != tt.wantAdd || p.Held != tt.wantHeld || p.Target != tt.target || p.NICCapped != tt.capped {
 				t.Errorf("plan = add %d held %d target %d capped %v, want add %d held %d target %d capped %v",
 					len(p.Add), p.Held, p.Target, p.NICCapped, tt.wantAdd, tt.wantHeld, tt.target, tt.capped)
@@ -83,14 +83,14 @@ func TestComputePlan(t *testing.T) {
 	}
 }
 
-func TestApplyPlanKeepsOthers(t *testing.T) {
+func TestApplyKeepsOthers(t *testing.T) {
 	nic := &armnetwork.Interface{Properties: &armnetwork.InterfacePropertiesFormat{IPConfigurations: []*armnetwork.InterfaceIPConfiguration{
 		{Name: to.Ptr("ipconfig1"), Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{Primary: to.Ptr(true), PrivateIPAddress: to.Ptr("10.0.0.4")}},
 		{Name: to.Ptr("foreign"), Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{PrivateIPAddress: to.Ptr("10.0.0.9")}},
 		{Name: to.Ptr("nicpool-a"), Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{PrivateIPAddress: to.Ptr("10.0.0.5")}},
 		{Name: to.Ptr("nicpool-b"), Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{PrivateIPAddress: to.Ptr("10.0.0.6")}},
 	}}}
-	got := applyPlan(nic, plan{Remove: []string{"nicpool-a"}, Add: []string{"nicpool-c"}}, "/sub/s")
+	got := Apply(nic, Plan{Remove: []string{"nicpool-a"}, Add: []string{"nicpool-c"}}, "/sub/s")
 	names := make([]string, 0, len(got))
 	for _, c := range got {
 		names = append(names, *c.Name)
@@ -102,13 +102,13 @@ func TestApplyPlanKeepsOthers(t *testing.T) {
 	if *last.PrivateIPAllocationMethod != armnetwork.IPAllocationMethodDynamic || *last.Subnet.ID != "/sub/s" || *last.Primary {
 		t.Errorf("new config = %+v, want dynamic, non-primary on /sub/s", last)
 	}
-	owned := publishIPs(nicConfigs(nic), nil, nil, true)
+	owned := Publish(Configs(nic), nil, nil, true)
 	if len(owned) != 2 || owned[0].IP != "10.0.0.5" || owned[1].IPConfiguration != "nicpool-b" {
 		t.Errorf("ownedIPs = %+v", owned)
 	}
 }
 
-func TestPublishIPs(t *testing.T) {
+func TestPublish(t *testing.T) {
 	cfgs := configs([]string{"10.0.0.9"}, "10.0.0.5", "10.0.0.6", "")
 	tests := []struct {
 		name      string
@@ -127,7 +127,7 @@ func TestPublishIPs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			for _, p := range publishIPs(cfgs, tt.released, tt.published, !tt.unsettled) {
+			for _, p := range Publish(cfgs, tt.released, tt.published, !tt.unsettled) {
 				got = append(got, string(p.IP))
 			}
 			if !slices.Equal(got, tt.want) {
