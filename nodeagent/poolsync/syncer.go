@@ -2,6 +2,7 @@ package poolsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 	"github.com/nicpool/nicpool/nodeagent/ipam"
+	"github.com/nicpool/nicpool/nodeagent/poolsource"
 )
 
 // Defaults of Config.
@@ -56,11 +58,16 @@ type Config struct {
 	Log logr.Logger
 }
 
-// Syncer keeps the allocator and the NodeIPPool in step.
+// Syncer keeps the allocator and the NodeIPPool in step: it is the
+// poolsource.Source of a node in a Kubernetes cluster.
 type Syncer struct {
 	cfg     Config
 	trigger chan struct{}
+	// observed is the pool Observe last read, the base of Request's patch.
+	observed *nicpoolv1.NodeIPPool
 }
+
+var _ poolsource.Source = (*Syncer)(nil)
 
 // New returns a Syncer.
 func New(cfg Config) *Syncer {
@@ -122,26 +129,14 @@ func (s *Syncer) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("wait for the NodeIPPool and pod caches to sync: %w", ctx.Err())
 	}
-	ticker := time.NewTicker(s.cfg.Resync)
-	defer ticker.Stop()
-	s.kick()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-s.trigger:
-		case <-s.cfg.Allocator.DemandChanged():
-		case <-ticker.C:
-		}
+	return poolsource.Run(ctx, s, poolsource.Config{
+		Allocator: s.cfg.Allocator, Events: s.trigger, Debounce: s.cfg.Debounce, Resync: s.cfg.Resync,
+		Log: s.cfg.Log.WithValues("node", s.cfg.NodeName), Name: "NodeIPPool",
 		// Let the rest of a burst arrive so it is asked for in one write.
-		if !settle(s.demand(ctx), func() int { return s.demand(ctx) }, func() bool { return sleepCtx(ctx, s.cfg.Debounce) }, s.maxWaits()) {
-			return nil
-		}
-		if err := s.SyncOnce(ctx); err != nil {
-			s.cfg.Log.Error(err, "Failed to sync the node's NodeIPPool", "node", s.cfg.NodeName)
-			s.kick()
-		}
-	}
+		Settle: func(ctx context.Context) bool {
+			return settle(s.demand(ctx), func() int { return s.demand(ctx) }, func() bool { return sleepCtx(ctx, s.cfg.Debounce) }, s.maxWaits())
+		},
+	})
 }
 
 // settle waits (wait) while the node's demand keeps growing: it returns
@@ -193,30 +188,51 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // SyncOnce reads the pool from the cache, hands it to the allocator and, if
 // the allocator's plan differs from the spec, patches the spec with the
 // pool's resourceVersion as a precondition. A conflict is not an error: the
-// next event retries with fresh data.
+// pool is read again at once.
 func (s *Syncer) SyncOnce(ctx context.Context) error {
+	err := poolsource.SyncOnce(ctx, s, s.cfg.Allocator)
+	if errors.Is(err, poolsource.ErrStale) {
+		s.kick()
+		return nil
+	}
+	return err
+}
+
+// ReadOnly is false: the agent writes the pool's spec.
+func (s *Syncer) ReadOnly() bool { return false }
+
+// Observe reads the pool from the cache. A missing pool, or one the
+// operator is taking down, hands nothing out.
+func (s *Syncer) Observe(ctx context.Context) (ipam.PoolState, error) {
+	s.observed = nil
 	var np nicpoolv1.NodeIPPool
 	err := s.cfg.Cache.Get(ctx, client.ObjectKey{Name: s.cfg.NodeName}, &np)
 	if apierrors.IsNotFound(err) {
-		s.cfg.Allocator.UpdatePool(ipam.PoolState{Found: false})
-		return nil
+		return ipam.PoolState{Found: false}, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read NodeIPPool %s from the cache: %w", s.cfg.NodeName, err)
+		return ipam.PoolState{}, fmt.Errorf("read NodeIPPool %s from the cache: %w", s.cfg.NodeName, err)
 	}
 	if !np.DeletionTimestamp.IsZero() {
 		// The operator is taking the pool down; hand nothing new out of it.
-		s.cfg.Allocator.UpdatePool(ipam.PoolState{Found: false})
-		return nil
+		return ipam.PoolState{Found: false}, nil
 	}
-	s.cfg.Allocator.UpdatePool(StateOf(&np))
+	// Pods bound to the node that need an IP are demand before their
+	// ADDs arrive (the allocator's PlanSpec counts them).
 	bound, err := PodsNeedingIPs(ctx, s.cfg.Cache)
 	if err != nil {
-		return err
+		return ipam.PoolState{}, err
 	}
 	s.cfg.Allocator.SetBoundPods(bound)
-	plan, ok := s.cfg.Allocator.PlanSpec()
-	if !ok || specMatches(&np, plan) {
+	s.observed = &np
+	return StateOf(&np), nil
+}
+
+// Request patches the spec of the pool Observe read, unless it already
+// carries plan.
+func (s *Syncer) Request(ctx context.Context, _ ipam.PoolState, plan ipam.SpecPlan) error {
+	np := s.observed
+	if np == nil || specMatches(np, plan) {
 		return nil
 	}
 	base := np.DeepCopy()
@@ -224,11 +240,10 @@ func (s *Syncer) SyncOnce(ctx context.Context) error {
 	np.Spec.IPsNotInUse = toAddresses(plan.NotInUse)
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
-	err = s.cfg.Client.Patch(pctx, &np, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+	err := s.cfg.Client.Patch(pctx, np, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
 	switch {
 	case apierrors.IsConflict(err):
-		s.kick()
-		return nil
+		return poolsource.ErrStale
 	case err != nil:
 		return fmt.Errorf("patch spec of NodeIPPool %s (requestedIPCount %d, %d ipsNotInUse): %w", s.cfg.NodeName, plan.Requested, len(plan.NotInUse), err)
 	}
