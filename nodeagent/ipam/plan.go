@@ -114,6 +114,11 @@ func (a *Allocator) Snapshot() metrics.Snapshot {
 	defer a.mu.Unlock()
 	held := a.heldLocked()
 	s := metrics.Snapshot{PoolIPs: len(a.statusIPs), Allocated: len(held), Requested: a.requested, Pending: a.waiters}
+	for ip := range held {
+		if !a.statusIPs[ip] {
+			s.HeldOutsidePool++
+		}
+	}
 	for ip := range a.statusIPs {
 		if a.usableLocked(ip) {
 			s.Usable++

@@ -22,6 +22,11 @@ type Snapshot struct {
 	Requested int
 	// Pending is the number of allocations waiting for an IP.
 	Pending int
+	// HeldOutsidePool is the number of IPs held by attachments that the
+	// pool no longer lists: someone removed them from the NIC while in use
+	// (an administrator, with a pre-provisioned pool). The containers keep
+	// them, but traffic to them no longer arrives.
+	HeldOutsidePool int
 }
 
 // GC release reasons.
@@ -75,6 +80,7 @@ func New(reg prometheus.Registerer, snapshot func() Snapshot) *Metrics {
 		gauge("nicpool_agent_free_ips", "Usable IPs not held by any pod.", func(s Snapshot) int { return s.Free }),
 		gauge("nicpool_agent_requested_ips", "The requestedIPCount the agent last computed.", func(s Snapshot) int { return s.Requested }),
 		gauge("nicpool_agent_pending_allocations", "Allocations waiting for an IP.", func(s Snapshot) int { return s.Pending }),
+		gauge("nicpool_agent_held_ips_outside_pool", "IPs held by pods or containers that the pool no longer lists (removed from the NIC while in use).", func(s Snapshot) int { return s.HeldOutsidePool }),
 	)
 	return m
 }
