@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
+	"github.com/nicpool/nicpool/nodeagent/armpool"
 	"github.com/nicpool/nicpool/nodeagent/gc"
 	"github.com/nicpool/nicpool/nodeagent/ipam"
 	"github.com/nicpool/nicpool/nodeagent/metrics"
@@ -41,8 +42,10 @@ type Installer interface {
 
 // Deps are the agent's collaborators that cmd builds.
 type Deps struct {
-	// RestConfig reaches the API server.
+	// RestConfig reaches the API server (pool source nodeippool).
 	RestConfig *rest.Config
+	// NICs reaches ARM (pool source arm).
+	NICs armpool.NICAPI
 	// NewSNAT builds SNAT for the node's primary IP and non-masquerade CIDRs.
 	NewSNAT func(primaryIP string, nonMasq []string) (SNAT, error)
 	// Installer installs the CNI plugin.
@@ -70,26 +73,22 @@ func Run(ctx context.Context, o Options, d Deps) (err error) {
 	m := metrics.New(d.Registry, func() metrics.Snapshot { return alloc.Snapshot() })
 	alloc = ipam.New(st, ipam.Config{Policy: o.Policy, AllocTimeout: o.AllocTimeout, Metrics: m})
 
-	scheme := runtime.NewScheme()
-	if err := errors.Join(clientgoscheme.AddToScheme(scheme), nicpoolv1.AddToScheme(scheme)); err != nil {
-		return fmt.Errorf("build scheme: %w", err)
-	}
-	c, err := poolsync.NewCache(ctx, d.RestConfig, scheme, o.NodeName)
-	if err != nil {
-		return err
-	}
-	direct, err := client.New(d.RestConfig, client.Options{Scheme: scheme})
-	if err != nil {
-		return fmt.Errorf("build api client: %w", err)
-	}
 	srv := server.New(alloc, server.Config{SocketPath: o.SocketPath, GCMinAge: o.CNIGCMinAge, Metrics: m, Log: log.WithName("server")})
 	g, ctx := errgroup.WithContext(ctx)
 	// Probes are answered from the start: live while caches sync, ready once
 	// the socket is served and the pool was synced.
 	g.Go(func() error { return server.ServeTCP(ctx, o.HealthAddr, server.HealthHandler(srv, alloc.Synced)) })
-	g.Go(func() error { return c.Start(ctx) })
-	if !c.WaitForCacheSync(ctx) {
-		return fmt.Errorf("sync caches of node %s: %w", o.NodeName, errors.Join(ctx.Err(), g.Wait()))
+	var (
+		pods     gc.PodLister
+		poolLoop func(context.Context) error
+	)
+	if o.PoolSource == PoolSourceNodeIPPool {
+		pods, poolLoop, err = kubernetesPool(ctx, g, o, d, alloc)
+	} else {
+		pods, poolLoop, err = standalonePool(o, d, alloc)
+	}
+	if err != nil {
+		return err
 	}
 	host, err := netlink.NewHandle()
 	if err != nil {
@@ -98,23 +97,50 @@ func Run(ctx context.Context, o Options, d Deps) (err error) {
 	defer host.Close()
 	collector := gc.New(alloc, gc.Config{
 		Grace: o.GCGrace, Metrics: m, Log: log.WithName("gc"), LinkExists: gc.HostLinks(host),
-		Pods: func(ctx context.Context) ([]gc.Pod, error) { return podsOnNode(ctx, c) },
+		Pods: pods,
 	})
 	if err := collector.ReconcileAtStart(ctx); err != nil {
 		log.Error(err, "Failed to reconcile allocations with the host; continuing with the stored record")
 	}
-	syncer := poolsync.New(poolsync.Config{NodeName: o.NodeName, Cache: c, Client: direct, Allocator: alloc, Log: log.WithName("poolsync")})
-	g.Go(func() error { return syncer.Run(ctx) })
+	g.Go(func() error { return poolLoop(ctx) })
 	g.Go(func() error { return srv.Run(ctx) })
 	g.Go(func() error { collector.Run(ctx, o.GCGrace/2); return nil })
 	g.Go(func() error { return server.ServeTCP(ctx, o.MetricsAddr, server.MetricsHandler(d.Registry)) })
 	g.Go(func() error { snatLoop(ctx, o, d, alloc, log.WithName("snat")); return nil })
 	g.Go(func() error { installLoop(ctx, d.Installer, alloc, log.WithName("install")); return nil })
-	log.Info("Started the node agent", "node", o.NodeName, "socket", o.SocketPath, "allocations", len(st.List()))
+	log.Info("Started the node agent", "node", o.NodeName, "poolSource", o.PoolSource, "socket", o.SocketPath, "allocations", len(st.List()))
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("run node agent %s: %w", o.NodeName, err)
 	}
 	return nil
+}
+
+// kubernetesPool connects the agent to the API server: the node's
+// NodeIPPool is its pool and the pods bound to the node are what GC keeps.
+// The cache runs in g.
+func kubernetesPool(ctx context.Context, g *errgroup.Group, o Options, d Deps, alloc *ipam.Allocator) (gc.PodLister, func(context.Context) error, error) {
+	if d.RestConfig == nil {
+		return nil, nil, errors.New("pool source nodeippool needs the api server, and no configuration for it was given")
+	}
+	scheme := runtime.NewScheme()
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), nicpoolv1.AddToScheme(scheme)); err != nil {
+		return nil, nil, fmt.Errorf("build scheme: %w", err)
+	}
+	c, err := poolsync.NewCache(ctx, d.RestConfig, scheme, o.NodeName)
+	if err != nil {
+		return nil, nil, err
+	}
+	direct, err := client.New(d.RestConfig, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, nil, fmt.Errorf("build api client: %w", err)
+	}
+	g.Go(func() error { return c.Start(ctx) })
+	if !c.WaitForCacheSync(ctx) {
+		return nil, nil, fmt.Errorf("sync caches of node %s: %w", o.NodeName, errors.Join(ctx.Err(), g.Wait()))
+	}
+	syncer := poolsync.New(poolsync.Config{NodeName: o.NodeName, Cache: c, Client: direct, Allocator: alloc, Log: d.Log.WithName("poolsync")})
+	pods := func(ctx context.Context) ([]gc.Pod, error) { return podsOnNode(ctx, c) }
+	return pods, syncer.Run, nil
 }
 
 // openStore opens the state directory. When the record is corrupt and

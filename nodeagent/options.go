@@ -16,6 +16,7 @@ import (
 	"github.com/nicpool/nicpool/internal/pool"
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
 	"github.com/nicpool/nicpool/nodeagent/gc"
+	"github.com/nicpool/nicpool/nodeagent/imdspool"
 	"github.com/nicpool/nicpool/nodeagent/install"
 	"github.com/nicpool/nicpool/nodeagent/ipam"
 	"github.com/nicpool/nicpool/nodeagent/server"
@@ -57,6 +58,8 @@ type Options struct {
 	HealthAddr         string
 	Uninstall          bool
 	ShowVersion        bool
+	PoolSource         string
+	Standalone         StandaloneOptions
 }
 
 // DefaultOptions returns the defaults the flags start from.
@@ -78,6 +81,11 @@ func DefaultOptions() Options {
 		CNIVersion:      install.AutoCNIVersion,
 		MetricsAddr:     "127.0.0.1:" + DefaultMetricsPort,
 		HealthAddr:      "127.0.0.1:" + DefaultHealthPort,
+		PoolSource:      PoolSourceNodeIPPool,
+		Standalone: StandaloneOptions{
+			IMDSEndpoint: imdspool.DefaultEndpoint,
+			Resync:       10 * time.Second,
+		},
 	}
 }
 
@@ -110,14 +118,16 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	_ = fs.MarkDeprecated("introspection-addr", "introspection is served on the agent's unix socket only (GET "+server.PathAllocations+"); the flag is ignored")
 	fs.BoolVar(&o.Uninstall, "uninstall", false, "withdraw the CNI configuration, remove the SNAT chain and exit")
 	fs.BoolVar(&o.ShowVersion, "version", false, "print the version and exit")
+	o.bindStandaloneFlags(fs)
 }
 
 // Validate reports every invalid option.
 func (o *Options) Validate() error {
 	var errs []error
-	if o.NodeName == "" {
+	if o.NodeName == "" && o.PoolSource == PoolSourceNodeIPPool {
 		errs = append(errs, errors.New("--node-name (or $NODE_NAME) is required"))
 	}
+	errs = append(errs, o.validateStandalone()...)
 	if err := o.Policy.Validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -34,6 +34,15 @@ func TestOptionsValidate(t *testing.T) {
 		{"metrics on the node IP", []string{"--node-name=n1", "--metrics-addr=10.0.0.4:9545"}, ""},
 		{"metrics disabled", []string{"--node-name=n1", "--metrics-addr="}, ""},
 		{"min above max", []string{"--node-name=n1", "--min-ip-target=50", "--max-ips=20"}, "minimum IP target 50"},
+		{"standalone imds needs no node name", []string{"--pool-source=imds"}, ""},
+		{"unknown pool source", []string{"--pool-source=etcd"}, "--pool-source"},
+		{"imds over https", []string{"--pool-source=imds", "--imds-endpoint=https://169.254.169.254"}, "--imds-endpoint"},
+		{"imds bad vnet cidr", []string{"--pool-source=imds", "--vnet-cidrs=10.0.0.0/33"}, "--vnet-cidrs"},
+		{"arm needs a nic or vm", []string{"--pool-source=arm"}, "--nic-id or --vm-id"},
+		{"arm with a vm id", []string{"--pool-source=arm", "--vm-id=/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"}, ""},
+		{"arm share above the per-VM limit", []string{"--pool-source=arm", "--nic-id=x", "--vnet-share=300"}, "--vnet-share"},
+		{"arm auth none off loopback", []string{"--pool-source=arm", "--nic-id=x", "--auth-mode=none", "--arm-endpoint=https://10.0.0.1"}, "loopback"},
+		{"standalone resync zero", []string{"--pool-source=imds", "--pool-resync=0s"}, "--pool-resync"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

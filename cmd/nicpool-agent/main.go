@@ -1,5 +1,7 @@
-// Command nicpool-agent is nicpool's node agent (DaemonSet): it serves VNet
-// IPs of its node's NodeIPPool to the nicpool CNI plugin.
+// Command nicpool-agent is nicpool's node agent: it serves VNet IPs to the
+// nicpool CNI plugin, from its node's NodeIPPool (the DaemonSet) or, on a VM
+// without Kubernetes, from the VM's NIC (--pool-source=arm or imds; run by
+// systemd, see deploy/systemd).
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/nicpool/nicpool/internal/azure"
 	"github.com/nicpool/nicpool/nodeagent"
 	"github.com/nicpool/nicpool/nodeagent/install"
 	"github.com/nicpool/nicpool/nodeagent/poolsync"
@@ -81,31 +84,47 @@ func run() error {
 		return uninstall(inst)
 	}
 
-	restCfg, err := restConfig(o.Kubeconfig)
-	if err != nil {
-		return err
+	deps := nodeagent.Deps{NewSNAT: newSNAT, Log: log}
+	switch o.PoolSource {
+	case nodeagent.PoolSourceNodeIPPool:
+		restCfg, err := restConfig(o.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		// Notice a dead API server connection within seconds, not client-go's 45 s.
+		if restCfg, err = poolsync.HealthChecked(restCfg, poolsync.DefaultHealth); err != nil {
+			return err
+		}
+		// --cni-version=auto reads the node's container runtime from its Node.
+		nodes, err := client.New(restCfg, client.Options{})
+		if err != nil {
+			return fmt.Errorf("build the node client: %w", err)
+		}
+		icfg.RuntimeVersion = install.NodeRuntimeVersion(nodes, o.NodeName)
+		deps.RestConfig = restCfg
+	default:
+		// No Kubernetes: the runtime is what --container-runtime says.
+		runtime := o.Standalone.ContainerRuntime
+		icfg.RuntimeVersion = func(context.Context) (string, error) { return runtime, nil }
+		if o.PoolSource == nodeagent.PoolSourceARM {
+			nics, err := azure.NewNICClient(o.Standalone.Azure)
+			if err != nil {
+				return fmt.Errorf("build the arm client: %w", err)
+			}
+			deps.NICs = nics
+		}
 	}
-	// Notice a dead API server connection within seconds, not client-go's 45 s.
-	if restCfg, err = poolsync.HealthChecked(restCfg, poolsync.DefaultHealth); err != nil {
-		return err
-	}
-	// --cni-version=auto reads the node's container runtime from its Node.
-	nodes, err := client.New(restCfg, client.Options{})
-	if err != nil {
-		return fmt.Errorf("build the node client: %w", err)
-	}
-	icfg.RuntimeVersion = install.NodeRuntimeVersion(nodes, o.NodeName)
 	inst, err := install.New(icfg)
 	if err != nil {
 		return fmt.Errorf("configure the cni installer: %w", err)
 	}
+	deps.Installer = inst
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	return nodeagent.Run(ctx, o, nodeagent.Deps{
-		RestConfig: restCfg, NewSNAT: newSNAT, Installer: inst, Registry: reg, Log: log,
-	})
+	deps.Registry = reg
+	return nodeagent.Run(ctx, o, deps)
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
