@@ -8,7 +8,7 @@ CONTROLLER_GEN := $(TOOLS)/controller-gen
 export KUBEBUILDER_ASSETS ?= $(BIN)/k8s
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X github.com/nicpool/nicpool/cni.Version=$(VERSION)
-BINARIES := nicpool-operator nicpool-agent nicpool nicpool-armsim
+BINARIES := nicpool-operator nicpool-agent nicpool nicpoolctl nicpool-armsim
 # Packages whose tests need root and network namespaces run in their own step.
 TEST_FLAGS ?= -race -count=1 -timeout 30m
 
