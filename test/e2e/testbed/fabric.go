@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -31,12 +32,18 @@ type Site struct {
 // range; the other sites use ranges that cannot collide with it, and the
 // internet uses a documentation range (RFC 5737).
 const (
-	VNetCIDR       = "10.240.0.0/16"
-	VNetGateway    = "10.240.0.1"
-	PeerCIDR       = "10.250.0.0/16"
-	OnPremCIDR     = "192.168.50.0/24"
-	InternetCIDR   = "203.0.113.0/24"
-	internetLinkNm = "f-inet"
+	VNetCIDR    = "10.240.0.0/16"
+	VNetGateway = "10.240.0.1"
+	// ApplianceCIDR is a second address space of the VNet holding the subnet
+	// "appliances", where Config.Appliances VMs (network virtual appliances) live:
+	// Azure applies a subnet's route table to what its VMs forward too, so an
+	// appliance must sit outside the subnets whose routes point at it.
+	ApplianceCIDR    = "10.241.0.0/24"
+	ApplianceGateway = "10.241.0.1"
+	PeerCIDR         = "10.250.0.0/16"
+	OnPremCIDR       = "192.168.50.0/24"
+	InternetCIDR     = "203.0.113.0/24"
+	internetLinkNm   = "f-inet"
 )
 
 // fabric is the namespace standing for Azure's SDN: it delivers traffic for
@@ -49,10 +56,24 @@ type fabric struct {
 	mu      sync.Mutex
 	vms     map[string]*VM // by lower-case VM resource ID
 	applied map[string]*VM // IP -> VM whose route and neighbour are installed
+	// Guarded by mu: what enforce works from and what it last achieved.
+	lastSnap       *armsim.Snapshot
+	health         map[string]bool // probeTarget.key() -> backend healthy
+	probes         []probeTarget
+	enforced       uint64          // armsim version whose state is enforced
+	enforcedHealth map[string]bool // health the enforced rules were built from
+	enforcedCh     chan struct{}   // closed and replaced on each enforce
+
+	policyMu  sync.Mutex // serialises enforce; guards the fields below
+	policy    *policy
+	gen       int
+	frontends map[netip.Addr]bool
+	udr       udrState
 }
 
 func newFabric(n *Namespace) (*fabric, error) {
-	f := &fabric{ns: n, vms: map[string]*VM{}, applied: map[string]*VM{}}
+	f := &fabric{ns: n, vms: map[string]*VM{}, applied: map[string]*VM{}, health: map[string]bool{},
+		enforcedCh: make(chan struct{}), frontends: map[netip.Addr]bool{}, udr: udrState{keys: map[int]string{}}}
 	err := n.Do(func(ns.NetNS) error {
 		if err := writeSysctl("net/ipv4/ip_forward", "1"); err != nil {
 			return err
@@ -66,6 +87,16 @@ func newFabric(n *Namespace) (*fabric, error) {
 			return fmt.Errorf("find lo: %w", err)
 		}
 		if err := addAddr(lo, VNetGateway+"/32"); err != nil {
+			return err
+		}
+		if err := addAddr(lo, ApplianceGateway+"/32"); err != nil {
+			return err
+		}
+		_, appliances, _ := net.ParseCIDR(ApplianceCIDR)
+		if err := netlink.RouteAdd(&netlink.Route{Dst: appliances, Type: unixRTNBlackhole}); err != nil {
+			return fmt.Errorf("blackhole %s: %w", ApplianceCIDR, err)
+		}
+		if err := installHooks(); err != nil {
 			return err
 		}
 		_, vnet, _ := net.ParseCIDR(VNetCIDR)
@@ -241,7 +272,12 @@ func (f *fabric) follow(ctx context.Context, sim *armsim.Server, errs chan<- err
 	var version uint64
 	for {
 		snap := sim.Snapshot()
-		if err := f.sync(snap); err != nil {
+		err := f.sync(snap)
+		if err == nil {
+			f.setSnapshot(snap)
+			err = f.enforce()
+		}
+		if err != nil {
 			select {
 			case errs <- err:
 			default:

@@ -19,38 +19,67 @@ const ProbePort = 7777
 // with the source address the server saw, so a test learns whether SNAT
 // happened on the way. ctx bounds only the listen.
 func (tb *Testbed) StartProbeServer(ctx context.Context, n *Namespace) error {
-	var l net.Listener
-	err := n.Do(func(ns.NetNS) error {
-		var err error
-		l, err = listen(ctx, "tcp4", fmt.Sprintf(":%d", ProbePort))
-		return err
-	})
+	return tb.StartServer(ctx, n, ProbePort, func(_, remote string) string { return remote })
+}
+
+// StartServer listens on port inside n and answers each connection with one
+// line, answer(local address, remote address), then closes it; it stops when
+// the testbed closes. ctx bounds only the listen.
+func (tb *Testbed) StartServer(ctx context.Context, n *Namespace, port int, answer func(local, remote string) string) error {
+	l, err := tb.Listen(ctx, n, port)
 	if err != nil {
-		return fmt.Errorf("probe server in %s: %w", n.Name, err)
+		return err
 	}
-	tb.addCloser(l.Close)
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			local, _, _ := net.SplitHostPort(c.LocalAddr().String())
+			remote, _, _ := net.SplitHostPort(c.RemoteAddr().String())
 			_ = c.SetWriteDeadline(time.Now().Add(2 * time.Second))
-			_, _ = fmt.Fprintln(c, host)
+			_, _ = fmt.Fprintln(c, answer(local, remote))
 			_ = c.Close()
 		}
 	}()
 	return nil
 }
 
+// Listen listens on TCP port inside n; the testbed closes the listener when it
+// closes, and so may the caller (to stop a service, such as a health endpoint).
+func (tb *Testbed) Listen(ctx context.Context, n *Namespace, port int) (net.Listener, error) {
+	var l net.Listener
+	err := n.Do(func(ns.NetNS) error {
+		var err error
+		l, err = listen(ctx, "tcp4", fmt.Sprintf(":%d", port))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen on port %d in %s: %w", port, n.Name, err)
+	}
+	tb.addCloser(func() error {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		return nil
+	})
+	return l, nil
+}
+
 // Probe connects from inside n to ip:ProbePort and returns the source
 // address the server there saw.
 func Probe(ctx context.Context, n *Namespace, ip string) (string, error) {
+	return ProbeAt(ctx, n, ip, ProbePort)
+}
+
+// ProbeAt connects from inside n to ip:port and returns the first line the
+// server there answers (a probe server's: the source address it saw).
+func ProbeAt(ctx context.Context, n *Namespace, ip string, port int) (string, error) {
 	var seen string
 	err := n.Do(func(ns.NetNS) error {
 		d := net.Dialer{Timeout: 2 * time.Second}
-		c, err := d.DialContext(ctx, "tcp4", fmt.Sprintf("%s:%d", ip, ProbePort))
+		c, err := d.DialContext(ctx, "tcp4", fmt.Sprintf("%s:%d", ip, port))
 		if err != nil {
 			return fmt.Errorf("dial: %w", err)
 		}
@@ -64,7 +93,7 @@ func Probe(ctx context.Context, n *Namespace, ip string) (string, error) {
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("probe %s from %s: %w", ip, n.Name, err)
+		return "", fmt.Errorf("probe %s:%d from %s: %w", ip, port, n.Name, err)
 	}
 	return seen, nil
 }

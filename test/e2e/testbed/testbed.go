@@ -48,6 +48,12 @@ type Config struct {
 	ARMFaults bool
 	// Seed seeds the testbed's random choices (the ARM fault front's).
 	Seed uint64
+	// Appliances is the number of network virtual appliance VMs ("nva-N", no agent,
+	// IP forwarding on) in the VNet's subnet "appliances" (ApplianceCIDR).
+	Appliances int
+	// Topology, when set, edits armsim's topology before it starts (NSGs, route
+	// tables, load balancers, public IPs for a test or the demo).
+	Topology func(*armsim.Topology)
 }
 
 // Subscription and resource group of the simulated VMs.
@@ -65,6 +71,8 @@ type Testbed struct {
 	Sim      *armsim.Server
 	Operator *Process
 	VMs      []*VM
+	// Appliances are the Config.Appliances appliance VMs.
+	Appliances []*VM
 	// Faults injects ARM faults when Config.ARMFaults is set, else nil.
 	Faults *ARMFaults
 	Sites  map[string]*Site // "peer", "onprem", "internet"
@@ -163,13 +171,30 @@ func (tb *Testbed) startARM(ctx context.Context) error {
 		VNets: []armsim.VNetSpec{{
 			ResourceGroup: ResourceGroup, Name: "vnet-e2e", AddressSpace: []string{VNetCIDR},
 			Subnets: []armsim.SubnetSpec{{Name: "nodes", CIDR: VNetCIDR}},
+			// The peered VNet and on-premises (over a gateway) are in the
+			// VirtualNetwork service tag, as in Azure.
+			ConnectedPrefixes: []string{PeerCIDR, OnPremCIDR},
 		}},
+	}
+	if tb.cfg.Appliances > 0 {
+		v := &topo.VNets[0]
+		v.AddressSpace = append(v.AddressSpace, ApplianceCIDR)
+		v.Subnets = append(v.Subnets, armsim.SubnetSpec{Name: "appliances", CIDR: ApplianceCIDR})
+		for i := 0; i < tb.cfg.Appliances; i++ {
+			topo.NICs = append(topo.NICs, armsim.NICSpec{
+				ResourceGroup: ResourceGroup, Name: applianceName(i) + "-nic", VMName: applianceName(i),
+				VNet: "vnet-e2e", Subnet: "appliances", PrimaryIP: applianceIP(i),
+			})
+		}
 	}
 	for i := 0; i < tb.cfg.VMs; i++ {
 		topo.NICs = append(topo.NICs, armsim.NICSpec{
 			ResourceGroup: ResourceGroup, Name: vmName(i) + "-nic", VMName: vmName(i),
 			VNet: "vnet-e2e", Subnet: "nodes", PrimaryIP: primaryIP(i),
 		})
+	}
+	if tb.cfg.Topology != nil {
+		tb.cfg.Topology(topo)
 	}
 	sim, err := armsim.New(armsim.Options{Topology: topo, PutLatency: tb.cfg.PutLatency, Logf: nil})
 	if err != nil {
@@ -281,6 +306,8 @@ func (tb *Testbed) createNode(ctx context.Context, vm *VM) error {
 // Client is an admin client of the testbed's API server.
 func (tb *Testbed) Client() client.Client { return tb.Env.Client }
 
-func vmName(i int) string    { return fmt.Sprintf("vm-%d", i) }
-func primaryIP(i int) string { return fmt.Sprintf("10.240.0.%d", 10+i) }
-func lower(s string) string  { return strings.ToLower(s) }
+func vmName(i int) string        { return fmt.Sprintf("vm-%d", i) }
+func primaryIP(i int) string     { return fmt.Sprintf("10.240.0.%d", 10+i) }
+func applianceName(i int) string { return fmt.Sprintf("nva-%d", i) }
+func applianceIP(i int) string   { return fmt.Sprintf("10.241.0.%d", 10+i) }
+func lower(s string) string      { return strings.ToLower(s) }

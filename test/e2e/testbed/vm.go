@@ -93,13 +93,26 @@ func (tb *Testbed) startVMs(ctx context.Context) error {
 		tb.VMs = append(tb.VMs, vm)
 		primaries = append(primaries, vm.PrimaryIP)
 	}
+	for i := 0; i < tb.cfg.Appliances; i++ {
+		vm, err := tb.newAppliance(i)
+		if err != nil {
+			return fmt.Errorf("appliance %d: %w", i, err)
+		}
+		tb.Appliances = append(tb.Appliances, vm)
+	}
 	if err := tb.fabric.allowInternet(primaries); err != nil {
 		return err
 	}
 	tb.followDone = make(chan struct{})
+	probesDone := make(chan struct{})
+	go func() {
+		defer close(probesDone)
+		tb.fabric.probeLoop(ctx, tb.fabricErrs)
+	}()
 	go func() {
 		defer close(tb.followDone)
 		tb.fabric.follow(ctx, tb.Sim, tb.fabricErrs)
+		<-probesDone
 	}()
 	if tb.cfg.ExternalNodes {
 		return nil
@@ -180,3 +193,28 @@ func (vm *VM) Do(fn func() error) error {
 // while their sockets stay open; new connections work. It returns how many
 // connections it silenced.
 func (vm *VM) BlackholeAPIConnections() int { return vm.apiForward.Blackhole() }
+
+// newAppliance creates a network virtual appliance VM: a namespace in the subnet
+// "appliances" that forwards what it receives (its NIC's IP forwarding on, as Azure
+// requires of an appliance), with no agent.
+func (tb *Testbed) newAppliance(i int) (*VM, error) {
+	vm := &VM{
+		Index: i, Name: applianceName(i), PrimaryIP: applianceIP(i),
+		VMID:       fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s", SubscriptionID, ResourceGroup, applianceName(i)),
+		fabricLink: fmt.Sprintf("f-nva%d", i),
+	}
+	var err error
+	if vm.NS, err = tb.newNamespace(vm.Name); err != nil {
+		return nil, err
+	}
+	tb.fabric.mu.Lock()
+	tb.fabric.vms[lower(vm.VMID)] = vm
+	tb.fabric.mu.Unlock()
+	if vm.MAC, err = tb.fabric.connect(vm.NS, vm.fabricLink, vm.PrimaryIP+"/24", ApplianceGateway, ""); err != nil {
+		return nil, err
+	}
+	if err := vm.Do(func() error { return writeSysctl("net/ipv4/ip_forward", "1") }); err != nil {
+		return nil, err
+	}
+	return vm, nil
+}
