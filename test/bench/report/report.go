@@ -21,7 +21,8 @@ type Figure struct {
 	Value float64 `json:"value"`
 	// Unit is Value's and Reference's unit.
 	Unit string `json:"unit"`
-	// ReferenceName says what Reference is (measured in the same run).
+	// ReferenceName says what Reference is (measured in the same run); a
+	// figure reported as is omits it, Reference and Ratio.
 	ReferenceName string `json:"reference_name"`
 	// Reference is the reference's figure, in Unit.
 	Reference float64 `json:"reference"`
@@ -98,8 +99,13 @@ func printTable(w io.Writer, names []string, reports []Report) (missed int, err 
 				met = "NO"
 				missed++
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2fx\t%s\t%s\n", names[i], f.Name,
-				number(f.Value, f.Unit), f.ReferenceName, number(f.Reference, f.Unit), f.Ratio, target, met)
+			refName, ref, ratio := f.ReferenceName, number(f.Reference, f.Unit), fmt.Sprintf("%.2fx", f.Ratio)
+			if refName == "" {
+				// A figure reported as is (the contract omits its reference).
+				refName, ref, ratio = "-", "", "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", names[i], f.Name,
+				number(f.Value, f.Unit), refName, ref, ratio, target, met)
 		}
 	}
 	if err := tw.Flush(); err != nil {

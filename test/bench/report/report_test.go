@@ -79,6 +79,11 @@ func TestTableReadsEveryReport(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A figure reported as is, without reference or target (perfop's operator reports).
+	asIs := `{"figures":[{"name":"peak RSS","value":75.9,"unit":"MiB"}],"machine":"m2"}`
+	if err := os.WriteFile(filepath.Join(dir, "c.json"), []byte(asIs), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "other.json"), []byte(`{"unrelated": true}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +96,13 @@ func TestTableReadsEveryReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(out.String(), "peak RSS") || strings.Contains(out.String(), "0.00x") {
+		t.Errorf("a figure without reference should show none:\n%s", out.String())
+	}
 	if missed != 1 {
 		t.Errorf("missed = %d, want 1", missed)
 	}
-	for _, want := range []string{"fast", "0.25x", "slow", "0.75x", "NO", "machine (a, b): m1"} {
+	for _, want := range []string{"fast", "0.25x", "slow", "0.75x", "NO", "machine (a, b): m1", "machine (c): m2"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
