@@ -56,6 +56,9 @@ type figureSpec struct {
 	op      string
 	limit   float64
 	onValue bool
+	// optional skips the figure when the first run lacks its metric (output
+	// of an older benchmark).
+	optional bool
 }
 
 // benchSpecs lists, per Go benchmark, the figures make bench reports.
@@ -64,6 +67,8 @@ var benchSpecs = map[string][]figureSpec{
 		{name: "pod ADD+DEL, warm pool, mean", unit: "ms", refName: "ptp+host-local", value: "nicpool-ms", ref: "reference-ms", op: "<=", limit: 0.5},
 		{name: "pod ADD+DEL p50", unit: "ms", refName: "ptp+host-local", value: "nicpool-p50-ms", ref: "reference-p50-ms"},
 		{name: "pod ADD+DEL p99", unit: "ms", refName: "ptp+host-local", value: "nicpool-p99-ms", ref: "reference-p99-ms"},
+		{name: "pod ADD alone, mean", unit: "ms", refName: "ptp+host-local", value: "nicpool-add-ms", ref: "reference-add-ms", optional: true},
+		{name: "pod DEL alone, mean", unit: "ms", refName: "ptp+host-local", value: "nicpool-del-ms", ref: "reference-del-ms", optional: true},
 	},
 	"PodNetworkBurst": {
 		{name: "warm burst of 250 ADDs, wall", unit: "ms", refName: "ptp+host-local", value: "nicpool-ms", ref: "reference-ms", op: "<=", limit: 0.5},
@@ -99,6 +104,9 @@ func figures(name string, runs []benchRun) ([]Figure, error) {
 	}
 	var out []Figure
 	for _, s := range specs {
+		if _, ok := runs[0][s.value]; !ok && s.optional {
+			continue
+		}
 		var vals, refs, ratios []float64
 		for i, r := range runs {
 			v, ok := r[s.value]
