@@ -58,17 +58,27 @@ type IMDSSubnet struct {
 // the VM that holds them). Like Azure, it refuses requests without the
 // "Metadata: true" header or with X-Forwarded-For (a proxy relaying for
 // someone else), and without api-version.
-func (s *Server) IMDSHandler() http.Handler { return http.HandlerFunc(s.serveIMDS) }
+func (s *Server) IMDSHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveIMDS(w, r, "") })
+}
 
-func (s *Server) serveIMDS(w http.ResponseWriter, r *http.Request) {
-	status, body := s.imds(r)
+// IMDSHandlerFor is IMDSHandler for a listener that only vmID can reach
+// (the testbed binds one to each VM's link): a request whose source address
+// is not one of that VM's is refused too, so a VM that sends from another's
+// address learns nothing.
+func (s *Server) IMDSHandlerFor(vmID string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveIMDS(w, r, vmID) })
+}
+
+func (s *Server) serveIMDS(w http.ResponseWriter, r *http.Request, vmID string) {
+	status, body := s.imds(r, vmID)
 	s.opts.Logf("armsim imds: %s %s from %s -> %d", r.Method, r.URL.Path, r.RemoteAddr, status)
 	writeJSON(w, status, body)
 }
 
 func imdsError(msg string) map[string]string { return map[string]string{"error": msg} }
 
-func (s *Server) imds(r *http.Request) (int, any) {
+func (s *Server) imds(r *http.Request, vmID string) (int, any) {
 	switch {
 	case r.Header.Get("X-Forwarded-For") != "":
 		return http.StatusBadRequest, imdsError("Bad request. The request contains an X-Forwarded-For header and was refused")
@@ -87,7 +97,7 @@ func (s *Server) imds(r *http.Request) (int, any) {
 	if err != nil {
 		return http.StatusForbidden, imdsError("Forbidden. The caller is not a virtual machine")
 	}
-	netw, ok := s.imdsNetworkOf(src.Unmap())
+	netw, ok := s.imdsNetworkOf(src.Unmap(), vmID)
 	if !ok {
 		return http.StatusForbidden, imdsError("Forbidden. The caller is not a virtual machine")
 	}
@@ -100,13 +110,17 @@ func (s *Server) imds(r *http.Request) (int, any) {
 	return http.StatusNotFound, imdsError("Not found")
 }
 
-// imdsNetworkOf returns the network metadata of the VM whose NIC holds src.
-func (s *Server) imdsNetworkOf(src netip.Addr) (IMDSNetwork, bool) {
+// imdsNetworkOf returns the network metadata of the VM whose NIC holds
+// src; with vmID set, only if that is the VM.
+func (s *Server) imdsNetworkOf(src netip.Addr, vmID string) (IMDSNetwork, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range s.nics {
 		if n.vmID == "" || !n.holds(src) {
 			continue
+		}
+		if vmID != "" && !strings.EqualFold(n.vmID, vmID) {
+			return IMDSNetwork{}, false
 		}
 		return IMDSNetwork{Interface: []IMDSInterface{imdsInterface(n)}}, true
 	}

@@ -106,3 +106,20 @@ func TestIMDSServesOnlyTheCallersVM(t *testing.T) {
 		})
 	}
 }
+
+// TestIMDSPerVMListener: behind a listener only vm-0 reaches, a request
+// from vm-1's address (spoofed) is refused.
+func TestIMDSPerVMListener(t *testing.T) {
+	srv, err := armsim.New(armsim.Options{Topology: imdsTopology()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm0 := "/subscriptions/" + testSub + "/resourceGroups/" + testRG + "/providers/Microsoft.Compute/virtualMachines/vm-0"
+	h := srv.IMDSHandlerFor(vm0)
+	if rec := imdsGet(t, h, "10.240.0.10", nil); rec.Code != http.StatusOK {
+		t.Errorf("vm-0 on its own listener: %d %s", rec.Code, rec.Body)
+	}
+	if rec := imdsGet(t, h, "10.240.0.20", nil); rec.Code != http.StatusForbidden {
+		t.Errorf("vm-1's address on vm-0's listener: %d, want 403", rec.Code)
+	}
+}

@@ -12,7 +12,7 @@ import (
 // BuildBinaries builds the operator, the agent and the CNI plugin from this
 // source tree into dir, as Config.BinDir expects them.
 func BuildBinaries(dir string) error {
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/nicpool-operator", "./cmd/nicpool-agent", "./cmd/nicpool")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/nicpool-operator", "./cmd/nicpool-agent", "./cmd/nicpool", "./cmd/nicpoolctl")
 	cmd.Dir = testenv.RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -43,6 +43,10 @@ type Config struct {
 	// another layer (test/cluster runs kubelets, which register their Nodes,
 	// and installs nicpool with Helm): the testbed builds only the VNet.
 	ExternalNodes bool
+	// NoKubernetes builds the VNet without a control plane, operator,
+	// Nodes or agents: VMs without Kubernetes, whose standalone agents the
+	// test starts (StartStandaloneAgent).
+	NoKubernetes bool
 	// ARMFaults puts a fault-injecting front (Testbed.Faults) between the
 	// operator and armsim, seeded with Seed.
 	ARMFaults bool
@@ -128,7 +132,7 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 		{"VMs and agents", tb.startVMs},
 	}
 	for _, s := range steps {
-		if cfg.ExternalNodes && s.name == "operator" {
+		if (cfg.ExternalNodes || cfg.NoKubernetes) && s.name == "operator" || cfg.NoKubernetes && s.name == "control plane" {
 			continue
 		}
 		cfg.Logf("Starting %s.", s.name)

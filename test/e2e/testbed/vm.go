@@ -50,7 +50,7 @@ func (tb *Testbed) buildNetwork(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return tb.setupIMDS()
 }
 
 // AddSite creates a site's namespace, connects it to the fabric and adds it
@@ -80,9 +80,12 @@ func (tb *Testbed) AddSite(s Site) (*Site, error) {
 }
 
 func (tb *Testbed) startVMs(ctx context.Context) error {
-	host, err := tb.apiServerHostPort()
-	if err != nil {
-		return err
+	var host string
+	if !tb.cfg.NoKubernetes {
+		var err error
+		if host, err = tb.apiServerHostPort(); err != nil {
+			return err
+		}
 	}
 	var primaries []string
 	for i := 0; i < tb.cfg.VMs; i++ {
@@ -92,6 +95,9 @@ func (tb *Testbed) startVMs(ctx context.Context) error {
 		}
 		tb.VMs = append(tb.VMs, vm)
 		primaries = append(primaries, vm.PrimaryIP)
+		if err := tb.serveIMDS(ctx, vm); err != nil {
+			return err
+		}
 	}
 	for i := 0; i < tb.cfg.Appliances; i++ {
 		vm, err := tb.newAppliance(i)
@@ -114,7 +120,7 @@ func (tb *Testbed) startVMs(ctx context.Context) error {
 		tb.fabric.follow(ctx, tb.Sim, tb.fabricErrs)
 		<-probesDone
 	}()
-	if tb.cfg.ExternalNodes {
+	if tb.cfg.ExternalNodes || tb.cfg.NoKubernetes {
 		return nil
 	}
 	for _, vm := range tb.VMs {
@@ -152,6 +158,9 @@ func (tb *Testbed) newVM(ctx context.Context, i int, apiServer string) (*VM, err
 	tb.fabric.mu.Unlock()
 	if vm.MAC, err = tb.fabric.connect(vm.NS, vm.fabricLink, vm.PrimaryIP+"/16", VNetGateway, ""); err != nil {
 		return nil, err
+	}
+	if tb.cfg.NoKubernetes {
+		return vm, nil
 	}
 	fwd, err := forwardInto(ctx, vm.NS, apiServer, tb.cfg.Logf)
 	if err != nil {

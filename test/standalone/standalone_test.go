@@ -1,0 +1,258 @@
+package standalone_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
+
+	"github.com/nicpool/nicpool/internal/armsim/armsimtest"
+	"github.com/nicpool/nicpool/internal/azure"
+	"github.com/nicpool/nicpool/internal/nicsync"
+	"github.com/nicpool/nicpool/test/e2e/testbed"
+)
+
+// Bounds of the waits below: generous for a 2-core CI machine running
+// every package at once; none is a timing assertion.
+const (
+	readyWait  = 2 * time.Minute
+	settleWait = 30 * time.Second
+)
+
+func newTestbed(t *testing.T, vms int) *testbed.Testbed {
+	t.Helper()
+	tb, err := testbed.New(t.Context(), testbed.Config{VMs: vms, NoKubernetes: true, BinDir: binDir, WorkDir: t.TempDir(), Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("start testbed: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, vm := range tb.VMs {
+				if b, err := os.ReadFile(filepath.Join(vm.Dir, "agent.log")); err == nil {
+					t.Logf("%s agent log:\n%s", vm.Name, tail(string(b), 60))
+				}
+			}
+		}
+		tb.Close()
+	})
+	return tb
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// provision adds n secondary IP configurations to vm's NIC through ARM,
+// as an administrator preparing a Docker host does, and returns their IPs.
+func provision(t *testing.T, tb *testbed.Testbed, vm *testbed.VM, n int) []string {
+	t.Helper()
+	co, err := armsimtest.ClientOptions(tb.Sim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nics, err := azure.NewNICClient(azure.Config{ClientOptions: co, Credential: armsimtest.Credential{}, LROTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nicID, err := nics.FindNICForVM(t.Context(), vm.VMID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nic, err := nics.GetNIC(t.Context(), nicID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subnet := nicsync.PrimaryConfig(nic).Properties.Subnet
+	for i := range n {
+		nic.Properties.IPConfigurations = append(nic.Properties.IPConfigurations, &armnetwork.InterfaceIPConfiguration{
+			Name: to.Ptr(fmt.Sprintf("docker-%d", i)),
+			Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{
+				PrivateIPAllocationMethod: to.Ptr(armnetwork.IPAllocationMethodDynamic), Subnet: subnet,
+			},
+		})
+	}
+	nic, err = nics.UpdateNIC(t.Context(), nic)
+	if err != nil {
+		t.Fatalf("provision %d ip configurations on %s: %v", n, nicID, err)
+	}
+	var ips []string
+	for _, c := range nicsync.Configs(nic) {
+		if strings.HasPrefix(c.Name, "docker-") {
+			ips = append(ips, c.IP)
+		}
+	}
+	return ips
+}
+
+// waitInstalled waits for the agent's conflist in vm's CNI directory.
+func waitInstalled(t *testing.T, vm *testbed.VM) {
+	t.Helper()
+	deadline := time.Now().Add(readyWait)
+	for time.Now().Before(deadline) {
+		if m, _ := filepath.Glob(filepath.Join(vm.CNIConfDir, "*.conflist")); len(m) > 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s's agent installed no conflist within %s", vm.Name, readyWait)
+}
+
+// TestIMDSDockerHost: a VM whose NIC got three secondary IPs from its
+// administrator runs the agent on instance metadata; containers attached
+// with nicpoolctl get those IPs (never the primary), are reached from the
+// peered VNet and on-premises, reach the internet through SNAT to the VM's
+// primary IP, and give their IP back on detach.
+func TestIMDSDockerHost(t *testing.T) {
+	tb := newTestbed(t, 2)
+	vm := tb.VMs[0]
+	provisioned := provision(t, tb, vm, 3)
+	if err := tb.StartStandaloneAgent(t.Context(), vm, "imds"); err != nil {
+		t.Fatal(err)
+	}
+	waitInstalled(t, vm)
+	var ctrs []*testbed.Container
+	for range 2 {
+		c, err := tb.AttachContainer(t.Context(), vm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !contains(provisioned, c.IP) {
+			t.Fatalf("container got %s, not one of the provisioned %v", c.IP, provisioned)
+		}
+		ctrs = append(ctrs, c)
+	}
+	if ctrs[0].IP == ctrs[1].IP {
+		t.Fatalf("both containers got %s", ctrs[0].IP)
+	}
+	a, b := ctrs[0], ctrs[1]
+	for _, n := range []*testbed.Namespace{a.NS, b.NS, vm.NS, tb.Sites["peer"].NS, tb.Sites["onprem"].NS, tb.Sites["internet"].NS} {
+		if err := tb.StartProbeServer(t.Context(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	results := testbed.RunPaths(t.Context(), containerPaths(tb, a, b), settleWait)
+	t.Logf("connectivity:\n%s", testbed.FormatMatrix(results))
+	for _, r := range results {
+		if !r.OK() {
+			t.Errorf("path %q failed", r.Name)
+		}
+	}
+	if err := tb.DetachContainer(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	held, err := tb.AgentAllocations(t.Context(), vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 1 || held[b.IP] != b.ID {
+		t.Fatalf("after detaching %s the agent holds %v, want only %s for %s", a.ID, held, b.IP, b.ID)
+	}
+}
+
+// containerPaths are the promises for containers a and b on one VM.
+func containerPaths(tb *testbed.Testbed, a, b *testbed.Container) []testbed.Path {
+	peer, onprem, inet := tb.Sites["peer"], tb.Sites["onprem"], tb.Sites["internet"]
+	name := func(c *testbed.Container) string { return "ctr-" + c.ID[:6] }
+	return []testbed.Path{
+		{Name: "container to container", From: a.NS, FromName: name(a), To: b.IP, ToName: name(b), WantSeen: a.IP},
+		{Name: "VM to container", From: a.VM.NS, FromName: a.VM.Name, To: a.IP, ToName: name(a), WantSeen: a.VM.PrimaryIP},
+		{Name: "peered VNet to container", From: peer.NS, FromName: "peer-vnet", To: a.IP, ToName: name(a), WantSeen: peer.HostIP},
+		{Name: "container to peered VNet", From: b.NS, FromName: name(b), To: peer.HostIP, ToName: "peer-vnet", WantSeen: b.IP},
+		{Name: "on-premises to container", From: onprem.NS, FromName: "on-prem", To: b.IP, ToName: name(b), WantSeen: onprem.HostIP},
+		{Name: "container to internet (SNAT)", From: a.NS, FromName: name(a), To: inet.HostIP, ToName: "internet", WantSeen: a.VM.PrimaryIP},
+		{Name: "internet to container (blocked)", From: inet.NS, FromName: "internet", To: a.IP, ToName: name(a), WantFail: true},
+	}
+}
+
+// TestARMBurstAndAgentKill: a VM's agent keeps its own NIC through ARM; 30
+// containers attached at once all get unique VNet IPs on the VM's NIC even
+// though the agent is killed with SIGKILL in the middle of the burst and
+// restarted; after every container is detached the agent holds nothing.
+func TestARMBurstAndAgentKill(t *testing.T) {
+	tb := newTestbed(t, 1)
+	vm := tb.VMs[0]
+	if err := tb.StartStandaloneAgent(t.Context(), vm, "arm", "--warm-ip-target=4"); err != nil {
+		t.Fatal(err)
+	}
+	waitInstalled(t, vm)
+	const n = 30
+	ctrs := make([]*testbed.Container, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	started := make(chan struct{}, n)
+	for i := range n {
+		wg.Go(func() {
+			started <- struct{}{}
+			// An attach that met the killed agent fails; the administrator
+			// (or a script) tries again, as runtimes retry ADD.
+			deadline := time.Now().Add(readyWait)
+			for {
+				c, err := tb.AttachContainer(t.Context(), vm)
+				if err == nil {
+					ctrs[i] = c
+					return
+				}
+				if time.Now().After(deadline) {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		})
+	}
+	for range n / 2 {
+		<-started
+	}
+	vm.Agent.Kill()
+	if err := vm.Agent.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("attaches failed after retries: %v", err)
+	}
+	seen := map[string]string{}
+	for _, c := range ctrs {
+		if prev, dup := seen[c.IP]; dup {
+			t.Fatalf("IP %s given to %s and %s", c.IP, prev, c.ID)
+		}
+		seen[c.IP] = c.ID
+	}
+	held, err := tb.AgentAllocations(t.Context(), vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ip, id := range held {
+		if seen[ip] != id {
+			t.Errorf("the agent records %s for %s, which no live container holds (leaked)", ip, id)
+		}
+	}
+	for _, c := range ctrs {
+		if err := tb.DetachContainer(t.Context(), c); err != nil {
+			t.Error(err)
+		}
+	}
+	if held, err = tb.AgentAllocations(t.Context(), vm); err != nil || len(held) != 0 {
+		t.Fatalf("after detaching every container the agent holds %v (%v)", held, err)
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
