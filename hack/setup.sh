@@ -33,4 +33,5 @@ fi
 
 "$root/hack/control-plane.sh"
 "$root/hack/node-binaries.sh"
+"$root/hack/nerdctl.sh"
 "$root/hack/tools.sh" controller-gen helm
