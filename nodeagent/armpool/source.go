@@ -221,5 +221,10 @@ func (s *Source) Request(ctx context.Context, _ ipam.PoolState, plan ipam.SpecPl
 	w := &selfWrite{s: s, maxAdds: -1}
 	updated, err := nicsync.Write(ctx, s.cfg.NICs, s.nic, s.subnetID, w)
 	s.nic = updated
+	if err == nil && w.wrote {
+		// Offer what the write added now, not at the next resync: the
+		// allocations waiting for it are why it was made.
+		return poolsource.ErrStale
+	}
 	return err
 }

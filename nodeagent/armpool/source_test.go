@@ -271,3 +271,21 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+// TestWriteAsksForAFreshRead: a pass that wrote the NIC says so (ErrStale),
+// so the loop offers the new IPs at once instead of at the next resync,
+// and the pass after it finds nothing to write.
+func TestWriteAsksForAFreshRead(t *testing.T) {
+	e := start(t, "10.50.0.0/24")
+	alloc := newAlloc(pool.Config{WarmIPTarget: 2, BatchSize: 1, MaxIPs: 250, ReleaseCooldown: time.Hour})
+	src := e.source(t, nil)
+	if err := poolsource.SyncOnce(context.Background(), src, alloc); !errors.Is(err, poolsource.ErrStale) {
+		t.Fatalf("the pass that added IPs returned %v, want ErrStale", err)
+	}
+	if err := poolsource.SyncOnce(context.Background(), src, alloc); err != nil {
+		t.Fatalf("the next pass: %v, want nil (nothing to write)", err)
+	}
+	if free := alloc.Snapshot().Free; free != 2 {
+		t.Fatalf("%d free IPs after the fresh read, want 2", free)
+	}
+}

@@ -20,6 +20,8 @@ type selfWrite struct {
 	maxAdds int
 	// full is the refusal that cut additions, for the log.
 	full azure.Kind
+	// wrote is set once ARM accepted the write.
+	wrote bool
 }
 
 var _ nicsync.Hooks = (*selfWrite)(nil)
@@ -47,6 +49,7 @@ func (w *selfWrite) Unchanged(nicsync.Plan) {}
 
 // Wrote logs the write.
 func (w *selfWrite) Wrote(updated *armnetwork.Interface, p nicsync.Plan, repair bool) error {
+	w.wrote = true
 	w.s.cfg.Log.V(1).Info("Updated the NIC", "nic", nicsync.Deref(updated.ID), "added", len(p.Add), "removed", len(p.Remove),
 		"target", p.Target, "repair", repair, "provisioningState", azure.NICProvisioningState(updated))
 	return nil
