@@ -51,6 +51,9 @@ func (r *PoolReconciler) finalize(ctx context.Context, pool *nicpoolv1.NodeIPPoo
 		if res, err := r.releaseAll(ctx, pool, nicID); err != nil || !res.IsZero() {
 			return res, err
 		}
+		if err := r.deleteAllCreatedPublicIPs(ctx, pool); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	r.Ledger.Forget(pool.Name)
 	r.claims.release(pool.Name)

@@ -61,6 +61,9 @@ type PoolReconciler struct {
 	ThrottleRetry time.Duration
 	// Scope limits the NICs this operator writes to.
 	Scope Scope
+	// PublicIPs creates and deletes the public IPs pods ask the operator to
+	// create; nil refuses such requests.
+	PublicIPs PublicIPAPI
 
 	// newName names new IP configurations (tests may replace it).
 	newName func() string
@@ -69,6 +72,19 @@ type PoolReconciler struct {
 	afterNICWrite func(pool string) error
 	// subnets remembers how many addresses full subnets have left.
 	subnets subnetRoom
+	// refusals remembers refused attachment requests until their retry.
+	refusals refusals
+}
+
+// PublicIPAPI creates and deletes the public IPs the operator makes for pods
+// (attachments asking for "create"). Both are idempotent and safe for
+// concurrent use.
+type PublicIPAPI interface {
+	// CreatePublicIP makes sure a Standard, static IPv4 public IP with the ID
+	// exists in location.
+	CreatePublicIP(ctx context.Context, id, location string) error
+	// DeletePublicIP deletes the public IP; one already gone is no error.
+	DeletePublicIP(ctx context.Context, id string) error
 }
 
 // maxWriteAttempts bounds the re-read and recompute loop on 412.
@@ -96,6 +112,7 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 			// quota can no longer be accounted for by its status.
 			r.Ledger.Forget(req.Name)
 			r.claims.release(req.Name)
+			r.refusals.forget(req.Name)
 			poolConditions.update(req.Name, nil)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -129,12 +146,17 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res c
 				"it goes once the Node is deleted or the agent has released every IP", pool.Name, len(pool.Status.IPs))
 	}
 	setConditions(pool, o)
+	setAttachmentsCondition(pool)
 	share := r.setFairShare(pool, draining)
 	pool.Status.ObservedGeneration = pool.Generation
 	r.emitEvents(pool, prevLimit, o)
 	r.emitReadyEvent(pool, prevReady, o)
+	r.emitAttachmentEvents(ctx, pool, base.Status.Attachments, o.attach)
 	if !equality.Semantic.DeepEqual(base.Status, pool.Status) {
-		if perr := r.Status().Patch(ctx, pool, client.MergeFrom(base)); perr != nil {
+		// The pass's own writes (finalizer, identity, public IPs to create)
+		// moved the resourceVersion; the lock is against others' writes.
+		base.ResourceVersion = pool.ResourceVersion
+		if perr := r.Status().Patch(ctx, pool, statusPatch(base)); perr != nil {
 			return ctrl.Result{}, errors.Join(fmt.Errorf("patch status of pool %s: %w", pool.Name, perr), err)
 		}
 	}
@@ -246,4 +268,17 @@ func resultLabel(res ctrl.Result, err error) string {
 	default:
 		return "success"
 	}
+}
+
+// statusPatch is the merge patch of a pass's status write. While attachments
+// are in play it carries the resourceVersion read: a merge patch sends only
+// what differs from that read, so from a stale cache (a pass right after the
+// previous one's write) it could leave the previous status.attachments in
+// place under a newer attachmentsObservedGeneration, and the agent would
+// hand out an IP still carrying them. A conflict retries the pass.
+func statusPatch(base *nicpoolv1.NodeIPPool) client.Patch {
+	if len(base.Spec.Attachments) > 0 || len(base.Status.Attachments) > 0 || base.Status.AttachmentsObservedGeneration > 0 {
+		return client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	}
+	return client.MergeFrom(base)
 }

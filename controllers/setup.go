@@ -33,6 +33,9 @@ func setup(mgr ctrl.Manager, opts Options, nics NICAPI, tweak func(*PoolReconcil
 		PerVMLimit: opts.PerVMLimit, Workers: opts.Workers, Scope: opts.Scope,
 		LimitRetry: opts.LimitRetry, PendingRetry: opts.PendingRetry, ThrottleRetry: opts.ThrottleRetry,
 	}
+	if pips, ok := nics.(PublicIPAPI); ok {
+		pools.PublicIPs = pips
+	}
 	if tweak != nil {
 		tweak(pools)
 	}

@@ -66,6 +66,9 @@ type outcome struct {
 	failedBy string
 	// repair is the outcome of re-applying a Failed NIC ("" if none).
 	repair string
+	// attach is what the pass decided about spec.attachments (nil when it
+	// did not reach the NIC).
+	attach *attachPass
 }
 
 // failed records an ARM failure of the pass.

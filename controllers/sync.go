@@ -30,6 +30,8 @@ type syncPass struct {
 	full azure.Kind
 	// repairTried is true once the pass wrote to a Failed NIC.
 	repairTried bool
+	// attach is what the pass decided about spec.attachments.
+	attach *attachPass
 }
 
 // syncNIC makes one NIC write with every addition and removal the pool needs,
@@ -46,6 +48,11 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 		vnet: pool.Status.VNetID, subnetID: pool.Status.SubnetID, released: released, published: published,
 		requested: requested, want: min(requested, r.PerVMLimit), full: azure.KindOther,
 		maxAdds: r.subnets.maxAdds(pool.Status.SubnetID, time.Now(), r.subnetRoomTTL()),
+		attach:  r.prepareAttachments(pool, nic, time.Now()),
+	}
+	o.attach = sp.attach
+	if err := r.createPublicIPs(ctx, pool, nic, sp.attach); err != nil {
+		return ctrl.Result{}, err
 	}
 	w := &poolWrite{r: r, ctx: ctx, pool: pool, sp: sp, o: o}
 	nic, err := nicsync.Write(ctx, r.NICs, nic, sp.subnetID, w)
@@ -56,6 +63,15 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 	if withheld := r.publish(pool, nic, sp); withheld > 0 && err == nil && res.IsZero() {
 		// The NIC a write returned shows another write already running.
 		res = ctrl.Result{RequeueAfter: r.PendingRetry}
+	}
+	if sp.attach.settled {
+		r.deleteCreatedPublicIPs(ctx, nic, sp.attach)
+	}
+	r.recordAttachments(pool, nic, sp.attach)
+	if err == nil && res.IsZero() && (len(sp.attach.refused) > 0 || sp.attach.deletesOwed()) {
+		// A refused request, or a created public IP still to delete, is
+		// retried after LimitRetry.
+		res = ctrl.Result{RequeueAfter: r.LimitRetry}
 	}
 	if o.repair != "" {
 		nicRepairs.WithLabelValues(o.repair).Inc()
@@ -99,17 +115,24 @@ func (w *poolWrite) Plan(configs []nicsync.Config, failed bool) nicsync.Plan {
 	sp := w.sp
 	w.grant = w.r.Ledger.Reserve(w.pool.Name, sp.vnet, nicsync.CountOwned(configs), sp.want)
 	p := nicsync.Compute(nicsync.Input{Configs: configs, Released: sp.released, Published: sp.published, Grant: w.grant, MaxAdds: sp.maxAdds}, w.r.newName)
+	// Pod attachments ride in the same write.
+	p.Attach = attachChanges(attachInput{Configs: configs, Removed: p.Remove, Published: sp.published,
+		Wants: sp.attach.wants, Hold: sp.attach.hold, NICASGs: nicsync.PrimaryASGs(configs)})
 	w.r.setLimit(w.o, sp.requested, w.grant, p, sp.limitKind(p))
 	sp.repairTried = sp.repairTried || failed
 	return p
 }
 
 // Unchanged settles the quota at what the NIC holds.
-func (w *poolWrite) Unchanged(p nicsync.Plan) { w.r.Ledger.Settle(w.pool.Name, w.sp.vnet, p.Held) }
+func (w *poolWrite) Unchanged(p nicsync.Plan) {
+	w.r.Ledger.Settle(w.pool.Name, w.sp.vnet, p.Held)
+	w.sp.attach.settled = true
+}
 
 // Wrote records the write and runs the test hook, whose error abandons the
 // pass before the status write (a crash).
 func (w *poolWrite) Wrote(updated *armnetwork.Interface, p nicsync.Plan, repair bool) error {
+	w.sp.attach.settled = true
 	w.r.wrote(w.ctx, w.pool, updated, p, w.sp, w.o, repair)
 	if w.r.afterNICWrite != nil {
 		if err := w.r.afterNICWrite(w.pool.Name); err != nil {
@@ -149,6 +172,15 @@ func (r *PoolReconciler) writeRefused(ctx context.Context, pool *nicpoolv1.NodeI
 	}
 	werr = fmt.Errorf("update nic %s of pool %s: %w", pool.Status.NICID, pool.Name, werr)
 	kind := azure.Classify(werr)
+	if attachmentRefused(p, werr) {
+		// ARM refused what the write attached: hold those requests and
+		// write the rest (additions and releases are still owed).
+		r.Ledger.Cancel(pool.Name)
+		for _, ip := range blame(p, nicsync.Configs(nic), werr) {
+			r.refuseAttachment(pool, sp.attach, ip, sp.attach.wants[ip], armCode(werr), werr.Error(), time.Now())
+		}
+		return afterRefusal{retry: nic}
+	}
 	switch {
 	case kind == azure.KindPreconditionFailed && attempt < maxWriteAttempts:
 		r.Ledger.Cancel(pool.Name)

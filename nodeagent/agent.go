@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -12,8 +13,10 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
@@ -21,6 +24,7 @@ import (
 	"github.com/nicpool/nicpool/nodeagent/gc"
 	"github.com/nicpool/nicpool/nodeagent/ipam"
 	"github.com/nicpool/nicpool/nodeagent/metrics"
+	"github.com/nicpool/nicpool/nodeagent/podattach"
 	"github.com/nicpool/nicpool/nodeagent/poolsync"
 	"github.com/nicpool/nicpool/nodeagent/server"
 	"github.com/nicpool/nicpool/nodeagent/store"
@@ -46,8 +50,10 @@ type Deps struct {
 	RestConfig *rest.Config
 	// NICs reaches ARM (pool source arm).
 	NICs armpool.NICAPI
-	// NewSNAT builds SNAT for the node's primary IP and non-masquerade CIDRs.
-	NewSNAT func(primaryIP string, nonMasq []string) (SNAT, error)
+	// NewSNAT builds SNAT for the node's primary IP and non-masquerade
+	// CIDRs; traffic from the ownPublicIP pod IPs (their IP configurations
+	// carry a public IP) is never SNATed.
+	NewSNAT func(primaryIP string, nonMasq, ownPublicIP []string) (SNAT, error)
 	// Installer installs the CNI plugin.
 	Installer Installer
 	// Registry receives the metrics.
@@ -73,7 +79,15 @@ func Run(ctx context.Context, o Options, d Deps) (err error) {
 	m := metrics.New(d.Registry, func() metrics.Snapshot { return alloc.Snapshot() })
 	alloc = ipam.New(st, ipam.Config{Policy: o.Policy, AllocTimeout: o.AllocTimeout, Metrics: m})
 
-	srv := server.New(alloc, server.Config{SocketPath: o.SocketPath, GCMinAge: o.CNIGCMinAge, Metrics: m, Log: log.WithName("server")})
+	// With the nodeippool source, an allocation makes the pod attacher read
+	// the pod's attachment annotations; it exists once the caches synced.
+	var attacher atomic.Pointer[podattach.Attacher]
+	srv := server.New(alloc, server.Config{SocketPath: o.SocketPath, GCMinAge: o.CNIGCMinAge, Metrics: m, Log: log.WithName("server"),
+		OnAllocated: func() {
+			if a := attacher.Load(); a != nil {
+				a.Kick()
+			}
+		}})
 	g, ctx := errgroup.WithContext(ctx)
 	// Probes are answered from the start: live while caches sync, ready once
 	// the socket is served and the pool was synced.
@@ -83,7 +97,7 @@ func Run(ctx context.Context, o Options, d Deps) (err error) {
 		poolLoop func(context.Context) error
 	)
 	if o.PoolSource == PoolSourceNodeIPPool {
-		pods, poolLoop, err = kubernetesPool(ctx, g, o, d, alloc)
+		pods, poolLoop, err = kubernetesPool(ctx, g, o, d, alloc, &attacher)
 	} else {
 		pods, poolLoop, err = standalonePool(o, d, alloc)
 	}
@@ -118,7 +132,7 @@ func Run(ctx context.Context, o Options, d Deps) (err error) {
 // kubernetesPool connects the agent to the API server: the node's
 // NodeIPPool is its pool and the pods bound to the node are what GC keeps.
 // The cache runs in g.
-func kubernetesPool(ctx context.Context, g *errgroup.Group, o Options, d Deps, alloc *ipam.Allocator) (gc.PodLister, func(context.Context) error, error) {
+func kubernetesPool(ctx context.Context, g *errgroup.Group, o Options, d Deps, alloc *ipam.Allocator, attacher *atomic.Pointer[podattach.Attacher]) (gc.PodLister, func(context.Context) error, error) {
 	if d.RestConfig == nil {
 		return nil, nil, errors.New("pool source nodeippool needs the api server, and no configuration for it was given")
 	}
@@ -139,8 +153,22 @@ func kubernetesPool(ctx context.Context, g *errgroup.Group, o Options, d Deps, a
 		return nil, nil, fmt.Errorf("sync caches of node %s: %w", o.NodeName, errors.Join(ctx.Err(), g.Wait()))
 	}
 	syncer := poolsync.New(poolsync.Config{NodeName: o.NodeName, Cache: c, Client: direct, Allocator: alloc, Log: d.Log.WithName("poolsync")})
+	recorder, stopEvents, err := eventRecorder(d.RestConfig, scheme)
+	if err != nil {
+		return nil, nil, err
+	}
+	att := podattach.New(podattach.Config{NodeName: o.NodeName, Cache: c, Client: direct, Allocator: alloc,
+		Recorder: recorder, Log: d.Log.WithName("podattach")})
+	attacher.Store(att)
 	pods := func(ctx context.Context) ([]gc.Pod, error) { return podsOnNode(ctx, c) }
-	return pods, syncer.Run, nil
+	run := func(ctx context.Context) error {
+		defer stopEvents()
+		var pg errgroup.Group
+		pg.Go(func() error { return syncer.Run(ctx) })
+		pg.Go(func() error { return att.Run(ctx) })
+		return pg.Wait()
+	}
+	return pods, run, nil
 }
 
 // openStore opens the state directory. When the record is corrupt and
@@ -186,4 +214,17 @@ func podsOnNode(ctx context.Context, r client.Reader) ([]gc.Pod, error) {
 		out = append(out, gc.Pod{Namespace: p.Namespace, Name: p.Name, UID: string(p.UID)})
 	}
 	return out, nil
+}
+
+// eventRecorder returns a recorder of Events (events.k8s.io) for pods, and a
+// function that stops it.
+func eventRecorder(cfg *rest.Config, scheme *runtime.Scheme) (podattach.EventRecorder, func(), error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build events client: %w", err)
+	}
+	b := events.NewBroadcaster(&events.EventSinkImpl{Interface: cs.EventsV1()})
+	stop := make(chan struct{})
+	b.StartRecordingToSink(stop)
+	return b.NewRecorder(scheme, "nicpool-agent"), func() { close(stop); b.Shutdown() }, nil
 }

@@ -66,8 +66,9 @@ func installLoop(ctx context.Context, inst Installer, alloc *ipam.Allocator, log
 }
 
 // snatLoop converges SNAT every interval once the pool reports the node's
-// primary IP and the VNet's address space, rebuilding the manager when
-// either changes.
+// primary IP and the VNet's address space, rebuilding the manager (and
+// converging at once) when either changes or a pod IP gains or loses a
+// public IP of its own.
 func snatLoop(ctx context.Context, o Options, d Deps, alloc *ipam.Allocator, log logr.Logger) {
 	if d.NewSNAT == nil {
 		return
@@ -76,22 +77,30 @@ func snatLoop(ctx context.Context, o Options, d Deps, alloc *ipam.Allocator, log
 		mgr       SNAT
 		primary   string
 		nonMasq   []string
+		ownPublic []string
 		lastError string
+		lastSync  time.Time
 	)
 	for {
 		delay := o.SNATInterval
+		changed := alloc.Changed()
 		p := alloc.Pool()
 		want := append(slices.Clone(p.VNetAddressSpace), o.NonMasqueradeCIDRs...)
+		public := slices.Sorted(slices.Values(p.OwnPublicIP))
 		if p.PrimaryIP != "" && len(p.VNetAddressSpace) > 0 {
-			if mgr == nil || p.PrimaryIP != primary || !slices.Equal(want, nonMasq) {
-				m, err := d.NewSNAT(p.PrimaryIP, want)
+			rebuilt := false
+			if mgr == nil || p.PrimaryIP != primary || !slices.Equal(want, nonMasq) || !slices.Equal(public, ownPublic) {
+				m, err := d.NewSNAT(p.PrimaryIP, want, public)
 				if err != nil {
 					log.Error(err, "Failed to configure SNAT", "primaryIP", p.PrimaryIP)
 				} else {
-					mgr, primary, nonMasq = m, p.PrimaryIP, want
+					mgr, primary, nonMasq, ownPublic, rebuilt = m, p.PrimaryIP, want, public, true
 				}
 			}
-			if mgr != nil {
+			// Woken by a pool change that left the rules as they were:
+			// nothing to converge before the interval.
+			if mgr != nil && (rebuilt || time.Since(lastSync) >= o.SNATInterval) {
+				lastSync = time.Now()
 				if err := mgr.Sync(ctx); err != nil && err.Error() != lastError {
 					log.Error(err, "Failed to sync SNAT rules")
 					lastError = err.Error()
@@ -102,10 +111,14 @@ func snatLoop(ctx context.Context, o Options, d Deps, alloc *ipam.Allocator, log
 		}
 		if mgr == nil {
 			delay = installCheckInterval // the pool is not known yet: look again soon
+		} else {
+			delay = max(o.SNATInterval-time.Since(lastSync), time.Millisecond)
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-changed:
+			// A pod IP may have gained or lost its own public IP.
 		case <-time.After(delay):
 		}
 	}

@@ -41,7 +41,7 @@ func TestSNATLoopWaitsForThePoolThenSyncs(t *testing.T) {
 	o := DefaultOptions()
 	o.NonMasqueradeCIDRs = []string{"192.168.0.0/16"}
 	o.SNATInterval = 10 * time.Millisecond
-	d := Deps{NewSNAT: func(primary string, cidrs []string) (SNAT, error) {
+	d := Deps{NewSNAT: func(primary string, cidrs, _ []string) (SNAT, error) {
 		fake.mu.Lock()
 		defer fake.mu.Unlock()
 		fake.primary, fake.cidrs = primary, cidrs

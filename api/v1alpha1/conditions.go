@@ -13,6 +13,11 @@ const (
 	ConditionNICNotFound = "NICNotFound"
 	// ConditionDegraded is True when the last ARM call failed for another reason.
 	ConditionDegraded = "Degraded"
+	// ConditionAttachmentsApplied is True when every attachment of
+	// spec.attachments is on the NIC (reason Applied); False when one is not
+	// yet (reason Pending) or cannot be (reason Refused; status.attachments
+	// says which and why). It is absent while nothing is asked for or left.
+	ConditionAttachmentsApplied = "AttachmentsApplied"
 )
 
 // Condition reasons of a NodeIPPool.
@@ -21,6 +26,11 @@ const (
 	ReasonVNetLimit   = "VNetLimit"
 	ReasonSubnetFull  = "SubnetFull"
 	ReasonWithinLimit = "WithinLimits"
+
+	// Reasons of the AttachmentsApplied condition.
+	ReasonAttachmentsApplied = "Applied"
+	ReasonAttachmentsPending = "Pending"
+	ReasonAttachmentsRefused = "Refused"
 
 	// ReasonNICInUse (Ready=False): another NodeIPPool already serves the
 	// pool's NIC. One NIC serves one pool; this one gets no IPs and no NIC

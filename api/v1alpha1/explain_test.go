@@ -22,7 +22,10 @@ func TestKubectlExplain(t *testing.T) {
 		{"nodeippool", []string{"pool of Azure VNet IP addresses of one node", "spec", "status"}},
 		{"nodeippool.spec", []string{"nicID", "requestedIPCount", "ipsNotInUse", "warm buffer"}},
 		{"nodeippool.spec.ipsNotInUse", []string{"promises never to hand out again"}},
-		{"nodeippool.status.conditions", []string{"LimitReached"}},
+		{"nodeippool.status.conditions", []string{"LimitReached", "AttachmentsApplied"}},
+		{"nodeippool.spec.attachments", []string{"network.nicpool.io annotations", "same NIC write", "detach"}},
+		{"nodeippool.spec.attachments.publicIPAddress", []string{"create", "the pod's outbound traffic"}},
+		{"nodeippool.status.attachments.state", []string{"Applied", "Refused", "Detaching"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.field, func(t *testing.T) {

@@ -60,6 +60,20 @@ type NodeIPPoolSpec struct {
 	// +kubebuilder:validation:MaxItems=250
 	// +kubebuilder:validation:XValidation:rule="self.all(x, self.exists_one(y, y == x))",message="must not contain duplicate IPs"
 	IPsNotInUse []IPv4Address `json:"ipsNotInUse,omitempty"`
+
+	// attachments are the Azure attachments (application security groups,
+	// load balancer backend pools, a public IP) that the pods holding pool
+	// IPs ask for on their IPs' configurations, one entry per IP, written by
+	// the node agent from the pods' network.nicpool.io annotations. The
+	// operator applies them in the same NIC write that adds and removes IPs
+	// and reports each in status.attachments. An entry asking for nothing
+	// asks to detach everything; the agent hands that IP to no other pod
+	// until status.attachments shows it clean.
+	// +optional
+	// +listType=map
+	// +listMapKey=ip
+	// +kubebuilder:validation:MaxItems=250
+	Attachments []IPAttachment `json:"attachments,omitempty"`
 }
 
 // PoolIP is one secondary IP configuration of the NIC that belongs to the pool.
@@ -141,8 +155,28 @@ type NodeIPPoolStatus struct {
 	// +kubebuilder:validation:Minimum=0
 	FairShareIPCount *int32 `json:"fairShareIPCount,omitempty"`
 
+	// attachments report, per pool IP, the Azure attachments its IP
+	// configuration carries on the NIC and how the operator answered
+	// spec.attachments: Applied, Pending, Refused (with a reason) or
+	// Detaching. An IP without an entry carries none.
+	// +optional
+	// +listType=map
+	// +listMapKey=ip
+	// +kubebuilder:validation:MaxItems=256
+	Attachments []IPAttachmentStatus `json:"attachments,omitempty"`
+
+	// attachmentsObservedGeneration is the metadata.generation of the spec
+	// whose attachments status.attachments answers, read from the NIC after
+	// the operator's write. An IP whose spec entry asks for nothing is clean
+	// once this reaches the pool's generation and status.attachments has no
+	// entry for it.
+	// +optional
+	AttachmentsObservedGeneration int64 `json:"attachmentsObservedGeneration,omitempty"`
+
 	// conditions describe the pool: Ready, LimitReached (reasons PerVMLimit,
-	// VNetLimit, SubnetFull), Throttled, NICNotFound and Degraded.
+	// VNetLimit, SubnetFull), Throttled, NICNotFound, Degraded and, while
+	// spec.attachments asks for something, AttachmentsApplied (reasons
+	// Applied, Pending, Refused).
 	// +optional
 	// +listType=map
 	// +listMapKey=type

@@ -2,6 +2,7 @@ package v1alpha1_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -194,5 +195,44 @@ func TestNICIDFixedWhileThePoolHoldsIPs(t *testing.T) {
 	}
 	if err := setNIC(otherNIC); err != nil {
 		t.Fatalf("moving a pool without IPs: %v", err)
+	}
+}
+
+func TestAttachmentValidation(t *testing.T) {
+	ctx := context.Background()
+	const sub = "/subscriptions/0000-1111/resourceGroups/rg/providers/Microsoft.Network/"
+	tests := []struct {
+		name    string
+		entries []v1.IPAttachment
+		wantErr string
+	}{
+		{name: "all three, and create", entries: []v1.IPAttachment{
+			{IP: "10.240.0.7", Pod: &v1.PodReference{Namespace: "default", Name: "web", UID: "u1"},
+				ApplicationSecurityGroups:       []v1.ApplicationSecurityGroupID{sub + "applicationSecurityGroups/web"},
+				LoadBalancerBackendAddressPools: []v1.BackendPoolID{sub + "loadBalancers/lb/backendAddressPools/be"},
+				PublicIPAddress:                 sub + "publicIPAddresses/pip"},
+			{IP: "10.240.0.8", PublicIPAddress: "create"},
+			{IP: "10.240.0.9"},
+		}},
+		{name: "an NSG is no ASG", entries: []v1.IPAttachment{{IP: "10.240.0.7", ApplicationSecurityGroups: []v1.ApplicationSecurityGroupID{sub + "networkSecurityGroups/nsg"}}}, wantErr: "applicationSecurityGroups"},
+		{name: "a load balancer is no backend pool", entries: []v1.IPAttachment{{IP: "10.240.0.7", LoadBalancerBackendAddressPools: []v1.BackendPoolID{sub + "loadBalancers/lb"}}}, wantErr: "loadBalancerBackendAddressPools"},
+		{name: "public IP neither ID nor create", entries: []v1.IPAttachment{{IP: "10.240.0.7", PublicIPAddress: "yes"}}, wantErr: "publicIPAddress"},
+		{name: "one entry per IP", entries: []v1.IPAttachment{{IP: "10.240.0.7"}, {IP: "10.240.0.7", PublicIPAddress: "create"}}, wantErr: "Duplicate value"},
+		{name: "not an IP", entries: []v1.IPAttachment{{IP: "10.240.0.300"}}, wantErr: "IPv4"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pool := &v1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("attach-%d", i)}, Spec: v1.NodeIPPoolSpec{Attachments: tt.entries}}
+			err := env.Client.Create(ctx, pool)
+			if err == nil {
+				t.Cleanup(func() { _ = env.Client.Delete(ctx, pool) })
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("create: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("create: err = %v, want one naming %q", err, tt.wantErr)
+			}
+		})
 	}
 }

@@ -73,8 +73,8 @@ func run() error {
 		CNIVersion:   o.CNIVersion,
 		Log:          log.WithName("install"),
 	}
-	newSNAT := func(primaryIP string, nonMasq []string) (nodeagent.SNAT, error) {
-		return snat.New(snat.Config{ChainName: snat.DefaultChainName, PrimaryIP: primaryIP, NonMasqueradeCIDRs: nonMasq, IPForwardPath: o.IPForwardSysctl})
+	newSNAT := func(primaryIP string, nonMasq, ownPublicIP []string) (nodeagent.SNAT, error) {
+		return snat.New(snat.Config{ChainName: snat.DefaultChainName, PrimaryIP: primaryIP, NonMasqueradeCIDRs: nonMasq, IPForwardPath: o.IPForwardSysctl, NoSNATSources: ownPublicIP})
 	}
 	if o.Uninstall {
 		inst, err := install.New(icfg)

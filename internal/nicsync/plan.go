@@ -28,6 +28,8 @@ type Config struct {
 	Name    string
 	IP      string
 	Primary bool
+	// Att is what the configuration carries besides its address.
+	Att Attachment
 }
 
 // Owned reports whether nicpool created the configuration: its name carries
@@ -67,10 +69,13 @@ type Plan struct {
 	NICCapped bool
 	// AddCapped is true when MaxAdds cut the additions.
 	AddCapped bool
+	// Attach are new attachments of kept configurations, by name: carried
+	// by the same write (pod attachments).
+	Attach map[string]Attachment
 }
 
 // Empty reports whether the plan changes nothing.
-func (p Plan) Empty() bool { return len(p.Remove) == 0 && len(p.Add) == 0 }
+func (p Plan) Empty() bool { return len(p.Remove) == 0 && len(p.Add) == 0 && len(p.Attach) == 0 }
 
 // Compute decides which configurations to remove and how many to add.
 // Only nicpool configurations the agent released are removed (release
@@ -135,6 +140,7 @@ func Configs(nic *armnetwork.Interface) []Config {
 		if c.Properties != nil {
 			ic.IP = Deref(c.Properties.PrivateIPAddress)
 			ic.Primary = c.Properties.Primary != nil && *c.Properties.Primary
+			ic.Att = ConfigAttachment(c.Properties)
 		}
 		out = append(out, ic)
 	}
@@ -162,15 +168,24 @@ func PrimaryConfig(nic *armnetwork.Interface) *armnetwork.InterfaceIPConfigurati
 }
 
 // Apply returns a copy of nic's IP configuration list with p applied:
-// removed configurations dropped, the rest untouched, new ones added with
-// dynamic allocation on subnetID.
+// removed configurations dropped, the ones in p.Attach replaced by copies
+// carrying their new attachments, the rest untouched, new ones added with
+// dynamic allocation on subnetID and the primary's ASGs (Azure requires
+// every IP configuration of a NIC in the same ASGs).
 func Apply(nic *armnetwork.Interface, p Plan, subnetID string) []*armnetwork.InterfaceIPConfiguration {
 	out := make([]*armnetwork.InterfaceIPConfiguration, 0, len(nic.Properties.IPConfigurations)+len(p.Add))
 	for _, c := range nic.Properties.IPConfigurations {
 		if c != nil && slices.Contains(p.Remove, Deref(c.Name)) {
 			continue
 		}
+		if a, ok := p.Attach[Deref(c.Name)]; ok && c != nil {
+			c = WithAttachment(c, a)
+		}
 		out = append(out, c)
+	}
+	var asgs []*armnetwork.ApplicationSecurityGroup
+	for _, id := range NICASGs(nic) {
+		asgs = append(asgs, &armnetwork.ApplicationSecurityGroup{ID: to.Ptr(id)})
 	}
 	for _, name := range p.Add {
 		out = append(out, &armnetwork.InterfaceIPConfiguration{
@@ -180,6 +195,7 @@ func Apply(nic *armnetwork.Interface, p Plan, subnetID string) []*armnetwork.Int
 				PrivateIPAllocationMethod: to.Ptr(armnetwork.IPAllocationMethodDynamic),
 				PrivateIPAddressVersion:   to.Ptr(armnetwork.IPVersionIPv4),
 				Subnet:                    &armnetwork.Subnet{ID: to.Ptr(subnetID)},
+				ApplicationSecurityGroups: asgs,
 			},
 		})
 	}

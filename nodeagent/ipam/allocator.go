@@ -49,6 +49,13 @@ type PoolState struct {
 	// FairShare is status.fairShareIPCount: the operator's cap from the
 	// VNet's fair share while it binds the pool, nil otherwise.
 	FairShare *int
+	// AttachBlocked are IPs with an entry in spec.attachments or an
+	// attachment in status.attachments: one not held by a pod is handed out
+	// only once its detach is done (see MarkAttachment).
+	AttachBlocked []string
+	// OwnPublicIP are IPs whose configuration carries a public IP: their
+	// pods' traffic leaves without SNAT.
+	OwnPublicIP []string
 }
 
 // Allocator hands out the pool's IPs. All its state is guarded by mu. An
@@ -75,6 +82,11 @@ type Allocator struct {
 	demand      chan struct{} // buffered(1): the planned spec may have changed
 	lastScaleUp time.Time
 	requested   int
+	// attachMarks are IPs whose attachments the agent is writing or has
+	// written (MarkAttachment), blocked until UnmarkAttachment.
+	attachMarks map[string]bool
+	// attachBlocked is PoolState.AttachBlocked as a set.
+	attachBlocked map[string]bool
 }
 
 // New returns an allocator over st. It hands out nothing until the first
@@ -98,6 +110,9 @@ func New(st store.Store, cfg Config) *Allocator {
 		busy:       map[agentapi.AttachmentKey]chan struct{}{},
 		changed:    make(chan struct{}),
 		demand:     make(chan struct{}, 1),
+
+		attachMarks:   map[string]bool{},
+		attachBlocked: map[string]bool{},
 	}
 }
 
@@ -149,6 +164,7 @@ func (a *Allocator) UpdatePool(p PoolState) {
 	}
 	a.statusIPs = status
 	a.specUnused = toSet(p.NotInUse)
+	a.attachBlocked = toSet(p.AttachBlocked)
 	for ip := range a.releasing {
 		// Once the spec carries it (durable), or the operator already
 		// removed it, the local mark is no longer needed.
@@ -175,9 +191,10 @@ func (a *Allocator) signalDemandLocked() {
 }
 
 // usableLocked reports whether ip may be handed out: in status.ips and
-// neither in spec.ipsNotInUse nor being released.
+// neither in spec.ipsNotInUse nor being released, nor carrying (or about to
+// carry) Azure attachments of a pod.
 func (a *Allocator) usableLocked(ip string) bool {
-	return a.statusIPs[ip] && !a.specUnused[ip] && !a.releasing[ip]
+	return a.statusIPs[ip] && !a.specUnused[ip] && !a.releasing[ip] && !a.attachMarks[ip] && !a.attachBlocked[ip]
 }
 
 func (a *Allocator) heldLocked() map[string]bool {

@@ -272,7 +272,26 @@ func StateOf(np *nicpoolv1.NodeIPPool) ipam.PoolState {
 	for _, ip := range np.Spec.IPsNotInUse {
 		st.NotInUse = append(st.NotInUse, string(ip))
 	}
+	st.AttachBlocked, st.OwnPublicIP = attachState(np)
 	return st
+}
+
+// attachState returns the IPs held back for their attachments (an entry in
+// spec.attachments, or something attached in status.attachments) and the
+// IPs whose configuration carries a public IP.
+func attachState(np *nicpoolv1.NodeIPPool) (blocked, ownPublicIP []string) {
+	for _, a := range np.Spec.Attachments {
+		blocked = append(blocked, string(a.IP))
+	}
+	for _, a := range np.Status.Attachments {
+		if a.Attached() {
+			blocked = append(blocked, string(a.IP))
+		}
+		if a.PublicIPAddress != "" {
+			ownPublicIP = append(ownPublicIP, string(a.IP))
+		}
+	}
+	return blocked, ownPublicIP
 }
 
 func specMatches(np *nicpoolv1.NodeIPPool, plan ipam.SpecPlan) bool {

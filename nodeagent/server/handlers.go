@@ -37,6 +37,9 @@ func (s *Server) allocate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if s.cfg.OnAllocated != nil {
+		s.cfg.OnAllocated()
+	}
 	writeJSON(w, http.StatusOK, resp)
 }
 

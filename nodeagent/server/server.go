@@ -52,6 +52,10 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Log receives request failures.
 	Log logr.Logger
+	// OnAllocated, when set, is called after each successful allocation
+	// (the agent then reads the pod's attachment annotations); it must not
+	// block.
+	OnAllocated func()
 }
 
 // Timeouts against slow or silent clients. There is deliberately no

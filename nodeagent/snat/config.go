@@ -31,6 +31,7 @@ const (
 const (
 	jumpComment   = "nicpool: SNAT pod traffic leaving the VNet"
 	returnComment = "nicpool: no SNAT to non-masquerade CIDR"
+	publicComment = "nicpool: no SNAT for a pod with its own public IP"
 	snatComment   = "nicpool: SNAT to the node primary IP"
 )
 
@@ -55,6 +56,10 @@ type Config struct {
 	// At least one is required, or traffic between pods on different nodes
 	// would be SNATed too.
 	NonMasqueradeCIDRs []string
+	// NoSNATSources are pod IPs whose IP configurations carry a public IP of
+	// their own: their traffic leaves with the pod IP, which Azure maps to
+	// that public IP.
+	NoSNATSources []string
 	// PodCIDRs, when set, restricts SNAT to traffic sourced from these
 	// ranges; when empty, every source except PrimaryIP is SNATed.
 	PodCIDRs []string
@@ -96,6 +101,16 @@ func (cfg Config) validate(randomFully bool) (rules, error) {
 	}
 	pods, err := parseCIDRs("pod CIDR", cfg.PodCIDRs)
 	errs = append(errs, err)
+	var own []netip.Prefix
+	for _, s := range cfg.NoSNATSources {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			errs = append(errs, fmt.Errorf("no-SNAT source %q: not an IPv4 address", s))
+			continue
+		}
+		own = append(own, netip.PrefixFrom(a, 32))
+	}
+	own, _ = parseCIDRs("no-SNAT source", prefixStrings(own))
 	if strings.ContainsAny(cfg.Interface, " \t\n/") || len(cfg.Interface) > 15 {
 		errs = append(errs, fmt.Errorf("interface %q: not a valid interface name", cfg.Interface))
 	}
@@ -104,6 +119,10 @@ func (cfg Config) validate(randomFully bool) (rules, error) {
 	}
 
 	r := rules{chain: chain, staging: chain + stagingSuffix}
+	for _, p := range own {
+		r.chainRules = append(r.chainRules,
+			[]string{"-s", p.String(), "-m", "comment", "--comment", publicComment, "-j", "RETURN"})
+	}
 	for _, p := range nonMasq {
 		r.chainRules = append(r.chainRules,
 			[]string{"-d", p.String(), "-m", "comment", "--comment", returnComment, "-j", "RETURN"})
@@ -185,4 +204,13 @@ func saveQuote(s string) string {
 	}
 	r := strings.NewReplacer(`"`, `\"`, `\`, `\\`, `'`, `\'`)
 	return `"` + r.Replace(s) + `"`
+}
+
+// prefixStrings renders prefixes for parseCIDRs.
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }

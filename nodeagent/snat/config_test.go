@@ -70,3 +70,27 @@ func TestSaveQuote(t *testing.T) {
 		})
 	}
 }
+
+func TestNoSNATSourcesReturnFirst(t *testing.T) {
+	cfg := Config{PrimaryIP: "10.0.0.4", NonMasqueradeCIDRs: []string{"10.0.0.0/16"}, NoSNATSources: []string{"10.0.0.9", "10.0.0.7", "10.0.0.9"}}
+	r, err := cfg.validate(false)
+	if err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	var lines []string
+	for _, spec := range r.chainRules {
+		lines = append(lines, listLine(r.chain, spec))
+	}
+	want := []string{
+		`-A NICPOOL-SNAT -s 10.0.0.7/32 -m comment --comment "nicpool: no SNAT for a pod with its own public IP" -j RETURN`,
+		`-A NICPOOL-SNAT -s 10.0.0.9/32 -m comment --comment "nicpool: no SNAT for a pod with its own public IP" -j RETURN`,
+		`-A NICPOOL-SNAT -d 10.0.0.0/16 -m comment --comment "nicpool: no SNAT to non-masquerade CIDR" -j RETURN`,
+	}
+	if len(lines) != 4 || strings.Join(lines[:3], "\n") != strings.Join(want, "\n") || !strings.Contains(lines[3], "-j SNAT") {
+		t.Errorf("chain =\n%s\nwant the pods with public IPs returned first, once each, then\n%s\nthen the SNAT rule", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+	cfg.NoSNATSources = []string{"10.0.0.0/24"}
+	if _, err := cfg.validate(false); err == nil || !strings.Contains(err.Error(), `no-SNAT source "10.0.0.0/24"`) {
+		t.Errorf("a CIDR as a no-SNAT source: err = %v", err)
+	}
+}
