@@ -188,10 +188,8 @@ func TestARMBurstAndAgentKill(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
-	started := make(chan struct{}, n)
 	for i := range n {
 		wg.Go(func() {
-			started <- struct{}{}
 			// An attach that met the killed agent fails; the administrator
 			// (or a script) tries again, as runtimes retry ADD.
 			deadline := time.Now().Add(readyWait)
@@ -211,8 +209,18 @@ func TestARMBurstAndAgentKill(t *testing.T) {
 			}
 		})
 	}
-	for range n / 2 {
-		<-started
+	// Kill once the burst is under way: some containers attached, others
+	// still to come.
+	deadline := time.Now().Add(readyWait)
+	for {
+		held, _ := tb.AgentAllocations(t.Context(), vm)
+		if len(held) >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the burst did not get going within %s", readyWait)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	vm.Agent.Kill()
 	if err := vm.Agent.Start(t.Context()); err != nil {

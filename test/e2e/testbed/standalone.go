@@ -80,7 +80,10 @@ func (tb *Testbed) AttachContainer(ctx context.Context, vm *VM) (*Container, err
 	}
 	out, err := tb.nicpoolctl(ctx, vm, "attach", "--id", c.ID, c.NS.Path())
 	if err != nil {
-		return nil, err
+		// As a runtime follows a failed ADD with a DEL before it gives up
+		// on the sandbox.
+		_, derr := tb.nicpoolctl(ctx, vm, "detach", "--id", c.ID, c.NS.Path())
+		return nil, errors.Join(err, derr, tb.removeNamespace(c.NS))
 	}
 	// "attached ID: 10.240.x.y/32"
 	_, cidr, ok := strings.Cut(strings.TrimSpace(out), ": ")
