@@ -239,6 +239,29 @@ func (d *demo) matrix(ctx context.Context) error {
 			d.problem("connectivity %s from %s to %s", r.Name, r.FromName, r.ToName)
 		}
 	}
+	return d.azureRows(ctx, a)
+}
+
+// azureRows sets up simulated Azure networking through the SDK (after the standard rows,
+// which it would change) and shows what the fabric enforces: a route table with next hop
+// None for on-premises on the nodes' subnet, an internal load balancer over the VMs, and
+// a public IP on the last VM.
+func (d *demo) azureRows(ctx context.Context, a *testbed.Pod) error {
+	tb := d.c.TB
+	last := tb.VMs[len(tb.VMs)-1]
+	step("Simulated Azure networking, set up through the Azure SDK: route table rt-demo (%s -> None) on the nodes' subnet, internal load balancer lb-demo over every VM (TCP probe), public IP pip-demo on %s.",
+		testbed.OnPremCIDR, last.Name)
+	setup, err := tb.SetUpAzureRows(ctx, tb.VMs, last)
+	if err != nil {
+		return err
+	}
+	results := testbed.RunPaths(ctx, tb.AzurePaths(setup, a), 20*time.Second)
+	fmt.Print(testbed.FormatMatrix(results))
+	for _, r := range results {
+		if !r.OK() {
+			d.problem("connectivity %s from %s to %s", r.Name, r.FromName, r.ToName)
+		}
+	}
 	return nil
 }
 
