@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -60,7 +59,6 @@ func (c *Cluster) configureControlPlane(e *envtest.Environment) error {
 	api := e.ControlPlane.GetAPIServer()
 	api.CertDir = p.dir
 	api.SecureServing.CA = p.caPEM
-	api.StartTimeout = 2 * time.Minute
 	if c.apiServerLog == nil {
 		// envtest restarts the process on a failed start: one file for all.
 		f, err := os.OpenFile(filepath.Join(c.cfg.WorkDir, "kube-apiserver.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
