@@ -92,7 +92,7 @@ func newBenchNode(b *testing.B, agentArgs []string, minFree int) *benchNode {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cni := libcni.NewCNIConfigWithCacheDir([]string{vm.CNIBinDir, "/usr/lib/cni"}, filepath.Join(work, "cache"), nil)
+	cni := testbed.NewCNIConfig([]string{vm.CNIBinDir, "/usr/lib/cni"}, filepath.Join(work, "cache"))
 	return &benchNode{tb: tb, vm: vm, cni: cni, nicpool: nicpool, reference: reference}
 }
 

@@ -68,7 +68,7 @@ func newColdNode(tb testing.TB) *coldNode {
 	if n.list, err = libcni.ConfListFromFile(files[0]); err != nil {
 		tb.Fatal(err)
 	}
-	n.cni = libcni.NewCNIConfigWithCacheDir([]string{n.vm.CNIBinDir}, filepath.Join(work, "cache"), nil)
+	n.cni = testbed.NewCNIConfig([]string{n.vm.CNIBinDir}, filepath.Join(work, "cache"))
 	for i := range burstPods {
 		p, err := bed.NewPodNamespace(fmt.Sprintf("cold-%d", i))
 		if err != nil {
