@@ -72,11 +72,16 @@ func fairShares(limit int, pools []usage) map[string]int {
 // fairGrant returns how many nicpool IPs self may hold after its next NIC
 // write, and its fair share. It never takes IPs away (a grant below what a
 // pool holds only stops it from replacing what its agent releases) and never
-// grows a pool past its fair share, so IPs given back by pools above their share go to pools below
-// theirs. When the free quota cannot bring every pool below its share up to
-// it, it is split in proportion to what each still needs, with at least one
-// IP for every pool that needs one, so no pool with demand stays at zero
-// while another grows.
+// grows a pool past its fair share, so IPs given back by pools above their
+// share go to pools below theirs. When the free quota cannot bring every pool
+// below its share up to it, the free quota is water-filled over those pools:
+// the emptiest are raised first to a common level, and the IPs the level
+// leaves over go one each to the pools first by name. Every pool computes the
+// same split from the ledger, so the grants add up to exactly the free quota
+// and each pool reaches its part in one NIC write. (A proportional split
+// rounded down left up to one IP per pool unclaimed, and the pools held back
+// by it were only woken by a later change: 70 pools stopped at 15,933 of
+// 16,000 for minutes.)
 func fairGrant(limit int, self usage, others []usage) (grant, share int) {
 	all := append(slices.Clone(others), self)
 	shares := fairShares(limit, all)
@@ -93,14 +98,66 @@ func fairGrant(limit int, self usage, others []usage) (grant, share int) {
 	if free <= 0 {
 		return self.Used, share
 	}
-	ownNeed := min(self.Want, share) - self.Used
-	needOthers := 0
-	for _, o := range others {
-		needOthers += max(0, shares[o.Name]-o.Used)
+	var needy []fill
+	need := 0
+	// A pool's share is at most what it wants, except that an idle pool's
+	// share is the reserve kept for its first pods: counted as need, it is
+	// held back rather than handed to the pools asking now.
+	for _, u := range all {
+		if c := shares[u.Name]; c > u.Used {
+			needy = append(needy, fill{name: u.Name, from: u.Used, to: c})
+			need += c - u.Used
+		}
 	}
-	growth := ownNeed
-	if free < needOthers+ownNeed {
-		growth = max(free*ownNeed/(needOthers+ownNeed), min(ownNeed, 1))
+	if free >= need {
+		return min(self.Want, share), share
 	}
-	return self.Used + min(growth, free), share
+	return waterFill(free, needy)[self.Name], share
+}
+
+// fill is a pool's standing in a water-fill: it holds from and may grow to to.
+type fill struct {
+	name     string
+	from, to int
+}
+
+// waterFill splits free IPs over pools that each need to-from > 0 of them,
+// where free is less than their total need: it finds the highest level L that
+// raising every pool to min(to, L) fits in free, then gives what is left one
+// IP each to the pools that can go above L, first by name. It returns what
+// each pool may hold.
+func waterFill(free int, pools []fill) map[string]int {
+	cost := func(level int) int {
+		n := 0
+		for _, p := range pools {
+			n += max(0, min(p.to, level)-p.from)
+		}
+		return n
+	}
+	// cost is monotonic in the level; the highest level that fits lies
+	// between the lowest holding and the highest cap.
+	lo, hi := pools[0].from, pools[0].to
+	for _, p := range pools {
+		lo, hi = min(lo, p.from), max(hi, p.to)
+	}
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if cost(mid) <= free {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	left := free - cost(lo)
+	sorted := slices.Clone(pools)
+	slices.SortFunc(sorted, func(a, b fill) int { return strings.Compare(a.name, b.name) })
+	out := make(map[string]int, len(pools))
+	for _, p := range sorted {
+		out[p.name] = max(p.from, min(p.to, lo))
+		if left > 0 && p.from <= lo && p.to > lo {
+			out[p.name]++
+			left--
+		}
+	}
+	return out
 }

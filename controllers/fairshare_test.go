@@ -29,13 +29,16 @@ func TestFairGrant(t *testing.T) {
 		{name: "scarce: proportional, never zero", limit: 100, self: usage{"a", 0, 100}, others: []usage{{"b", 98, 100}, {"c", 0, 100}}, want: 1},
 		{name: "zero-demand pools hold back only a floor", limit: 100, self: usage{"a", 0, 100}, others: []usage{{"b", 0, 0}, {"c", 0, 0}}, want: 80},
 		{name: "idle pools holding IPs need no floor", limit: 100, self: usage{"a", 0, 100}, others: []usage{{"b", 10, 0}, {"c", 10, 0}}, want: 80},
-		{name: "late asker next to full pools is not left at zero", limit: 1000, self: usage{"a", 0, 250}, others: append(repeatNamed(usage{"full", 250, 250}, 3), repeatNamed(usage{"idle", 0, 0}, 3)...), want: 222},
+		{name: "late asker next to full pools is not left at zero", limit: 1000, self: usage{"a", 0, 250}, others: append(repeatNamed(usage{"full", 250, 250}, 3), repeatNamed(usage{"idle", 0, 0}, 3)...), want: 220},
 		{name: "first of three stops at its fair share", limit: 100, self: usage{"a", 0, 100}, others: repeatNamed(usage{"b", 0, 100}, 2), want: 34},
 		{name: "first of three asking 60 stops at its share", limit: 100, self: usage{"z", 0, 60}, others: repeatNamed(usage{"b", 0, 60}, 2), want: 33},
 		{name: "a pool above its share leaves the rest to others", limit: 100, self: usage{"c", 7, 60}, others: []usage{{"a", 60, 60}, {"b", 33, 60}}, want: 7},
 		{name: "released quota goes to the pool below its share", limit: 100, self: usage{"c", 7, 60}, others: []usage{{"a", 34, 60}, {"b", 33, 60}}, want: 33},
 		{name: "70 nodes: no more than the fair share of 228", limit: 16000, self: usage{"z", 0, 250}, others: repeatNamed(usage{"b", 0, 250}, 69), want: 228},
-		{name: "70 nodes: late node gets a proportional share", limit: 16000, self: usage{"z", 0, 250}, others: append(repeatNamed(usage{"full", 250, 250}, 10), repeatNamed(usage{"b", 0, 250}, 59)...), want: 224},
+		{name: "70 nodes: late node gets an equal part of what is free", limit: 16000, self: usage{"z", 0, 250}, others: append(repeatNamed(usage{"full", 250, 250}, 10), repeatNamed(usage{"b", 0, 250}, 59)...), want: 225},
+		{name: "water-fill raises the emptiest first", limit: 100, self: usage{"a", 10, 100}, others: []usage{{"b", 30, 100}, {"c", 50, 50}}, want: 20},
+		{name: "what the level leaves over goes first by name", limit: 100, self: usage{"a", 0, 100}, others: []usage{{"b", 0, 100}, {"c", 97, 100}}, want: 2},
+		{name: "... and not to a later name", limit: 100, self: usage{"b", 0, 100}, others: []usage{{"a", 0, 100}, {"c", 97, 100}}, want: 1},
 		{name: "70 nodes: leftover after fair shares", limit: 16000, self: usage{"a", 228, 250}, others: repeatNamed(usage{"b", 228, 250}, 69), want: 229},
 		{name: "more pools than quota still gives one", limit: 3, self: usage{"a", 0, 5}, others: repeatNamed(usage{"b", 0, 5}, 5), want: 1},
 		{name: "negative want", limit: 10, self: usage{"a", 0, -1}, want: 0},
@@ -289,5 +292,39 @@ func TestLedgerWakesHeldBackPools(t *testing.T) {
 				t.Errorf("woken %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestFairGrantsAddUpToTheFreeQuota computes every pool's grant from one
+// view of the ledger: when the free quota is short of what the pools below
+// their shares need, the grants use all of it and no more (a proportional
+// split rounded down left IPs unclaimed that nothing woke the pools for).
+func TestFairGrantsAddUpToTheFreeQuota(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 13))
+	for trial := range 500 {
+		limit := 50 + r.IntN(2000)
+		pools := make([]usage, 2+r.IntN(40))
+		used := 0
+		for i := range pools {
+			pools[i] = usage{Name: fmt.Sprintf("p%02d", i), Want: 1 + r.IntN(250)}
+			if room := limit - used; room > 0 {
+				pools[i].Used = r.IntN(min(room, pools[i].Want) + 1)
+				used += pools[i].Used
+			}
+		}
+		shares := fairShares(limit, pools)
+		free, need, granted := limit-used, 0, 0
+		for i, p := range pools {
+			need += max(0, shares[p.Name]-p.Used)
+			others := slices.Delete(slices.Clone(pools), i, i+1)
+			g, _ := fairGrant(limit, p, others)
+			if g > max(p.Used, shares[p.Name]) {
+				t.Fatalf("trial %d: %s granted %d above its share %d", trial, p.Name, g, shares[p.Name])
+			}
+			granted += max(0, g-p.Used)
+		}
+		if want := min(free, need); granted != want {
+			t.Fatalf("trial %d: grants add %d IPs, want %d (free %d, need %d)", trial, granted, want, free, need)
+		}
 	}
 }

@@ -45,6 +45,7 @@ func TestVNetLimit70Nodes(t *testing.T) {
 	stable := 0
 	eventually(t, 300*time.Second, func() string {
 		total, msg := 0, ""
+		snap := s.srv.Snapshot()
 		for i, n := range names {
 			p := lookPool(n)
 			total += int(p.Status.AllocatedIPCount)
@@ -54,7 +55,7 @@ func TestVNetLimit70Nodes(t *testing.T) {
 			if st, reason := condition(p, nicpoolv1.ConditionLimitReached); p.Status.AllocatedIPCount < 250 && (st != metav1.ConditionTrue || reason != nicpoolv1.ReasonVNetLimit) {
 				msg = fmt.Sprintf("pool %s has %d IPs with LimitReached %s/%s", n, p.Status.AllocatedIPCount, st, reason)
 			}
-			if m := statusMatchesNIC(s, p, nicID(i), int(p.Status.AllocatedIPCount)); m != "" {
+			if m := statusMatchesIn(snap, p, nicID(i), int(p.Status.AllocatedIPCount)); m != "" {
 				msg = m
 			}
 		}

@@ -234,8 +234,15 @@ func setRequest(t *testing.T, name string, n int, notInUse []nicpoolv1.IPv4Addre
 // nicOwned returns the nicpool IP configurations (name -> IP) and the
 // foreign ones of a NIC in the emulator.
 func nicOwned(s *sim, id string) (owned, foreign map[string]string) {
+	return nicOwnedIn(s.srv.Snapshot(), id)
+}
+
+// nicOwnedIn is nicOwned in a snapshot: tests that check many NICs take one
+// snapshot per check, since each holds the emulator's lock while it copies
+// every NIC (70 per poll made the operator's ARM calls wait).
+func nicOwnedIn(snap armsim.Snapshot, id string) (owned, foreign map[string]string) {
 	owned, foreign = map[string]string{}, map[string]string{}
-	for _, n := range s.srv.Snapshot().NICs {
+	for _, n := range snap.NICs {
 		if !strings.EqualFold(n.ID, id) {
 			continue
 		}
@@ -255,7 +262,12 @@ func nicOwned(s *sim, id string) (owned, foreign map[string]string) {
 // statusMatchesNIC reports "" when the pool's status lists exactly the NIC's
 // nicpool configurations and allocated equals want.
 func statusMatchesNIC(s *sim, pool *nicpoolv1.NodeIPPool, id string, want int) string {
-	owned, _ := nicOwned(s, id)
+	return statusMatchesIn(s.srv.Snapshot(), pool, id, want)
+}
+
+// statusMatchesIn is statusMatchesNIC in a snapshot.
+func statusMatchesIn(snap armsim.Snapshot, pool *nicpoolv1.NodeIPPool, id string, want int) string {
+	owned, _ := nicOwnedIn(snap, id)
 	if len(pool.Status.IPs) != want || int(pool.Status.AllocatedIPCount) != want || len(owned) != want {
 		return fmt.Sprintf("pool %s: status has %d IPs (allocated %d), NIC has %d, want %d", pool.Name, len(pool.Status.IPs), pool.Status.AllocatedIPCount, len(owned), want)
 	}
