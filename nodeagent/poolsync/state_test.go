@@ -22,9 +22,9 @@ func TestStateOfCarriesTheFairShare(t *testing.T) {
 }
 
 // TestSettleWaitsOutAGrowingBurst: the spec write waits while the demand
-// grows (a burst being bound), so the whole burst goes in one write; it
-// waits once when nothing more arrives, never beyond maxWaits, and stops
-// when the context ends.
+// grows (a burst being bound, pauses included), so the whole burst goes in
+// one write; it waits three debounces when nothing more arrives, never
+// beyond maxWaits, and stops when the context ends.
 func TestSettleWaitsOutAGrowingBurst(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -34,9 +34,10 @@ func TestSettleWaitsOutAGrowingBurst(t *testing.T) {
 		wantWaits int
 		wantOK    bool
 	}{
-		{"single pod", []int{1, 1, 1}, 30, 0, 1, true},
-		{"burst being bound", []int{40, 120, 250, 250, 250}, 30, 0, 4, true},
-		{"demand falling", []int{0, 0}, 30, 0, 1, true},
+		{"single pod", []int{1, 1, 1, 1}, 30, 0, 3, true},
+		{"burst being bound", []int{40, 120, 250, 250, 250, 250}, 30, 0, 6, true},
+		{"burst with a pause", []int{40, 40, 120, 120, 250, 250, 250, 250}, 30, 0, 8, true},
+		{"demand falling", []int{0, 0, 0}, 30, 0, 3, true},
 		{"never settles", []int{2, 3, 4, 5, 6, 7, 8, 9}, 3, 0, 3, true},
 		{"context ended", []int{40, 120, 250}, 30, 2, 3, false},
 	} {
@@ -51,7 +52,7 @@ func TestSettleWaitsOutAGrowingBurst(t *testing.T) {
 				waits++
 				return tc.stopAfter == 0 || waits <= tc.stopAfter
 			}
-			ok := settle(1, demand, wait, tc.maxWaits)
+			ok := settle(1, demand, wait, tc.maxWaits, 3)
 			if ok != tc.wantOK || waits != tc.wantWaits {
 				t.Fatalf("settle waited %d times and returned %v, want %d and %v", waits, ok, tc.wantWaits, tc.wantOK)
 			}

@@ -134,31 +134,40 @@ func (s *Syncer) Run(ctx context.Context) error {
 		Log: s.cfg.Log.WithValues("node", s.cfg.NodeName), Name: "NodeIPPool",
 		// Let the rest of a burst arrive so it is asked for in one write.
 		Settle: func(ctx context.Context) bool {
-			return settle(s.demand(ctx), func() int { return s.demand(ctx) }, func() bool { return sleepCtx(ctx, s.cfg.Debounce) }, s.maxWaits())
+			return settle(s.demand(ctx), func() int { return s.demand(ctx) }, func() bool { return sleepCtx(ctx, s.cfg.Debounce) }, s.maxWaits(), settleQuietWaits)
 		},
 	})
 }
 
 // settle waits (wait) while the node's demand keeps growing: it returns
-// after the first wait over which demand did not grow, or after maxWaits
+// once demand did not grow over quiet waits in a row, or after maxWaits
 // waits. A burst being bound to the node (the scheduler binds 250 pods in a
-// second or two) is then asked for in one spec write rather than one per
-// debounce, and the operator's NIC write after it carries the whole burst;
-// a single new pod costs one wait. It returns false when wait does (the
-// context ended).
-func settle(last int, demand func() int, wait func() bool, maxWaits int) bool {
+// second or two, with pauses when the API server is busy) is then asked for
+// in one spec write rather than one per debounce, and the operator's NIC
+// write after it carries the whole burst; a single new pod costs quiet
+// waits. It returns false when wait does (the context ended).
+func settle(last int, demand func() int, wait func() bool, maxWaits, quiet int) bool {
+	still := 0
 	for range max(maxWaits, 1) {
 		if !wait() {
 			return false
 		}
 		d := demand()
-		if d <= last {
+		if d > last {
+			last, still = d, 0
+			continue
+		}
+		if still++; still >= max(quiet, 1) {
 			break
 		}
-		last = d
 	}
 	return true
 }
+
+// settleQuietWaits is how many debounces without growth end a burst: the
+// API server, busy creating a burst's pods, pauses for more than one
+// (TestColdBurstNICWrites saw 3 NIC writes under load with one).
+const settleQuietWaits = 3
 
 // maxWaits is how many debounces settle may wait: MaxSettle's worth.
 func (s *Syncer) maxWaits() int { return max(int(s.cfg.MaxSettle/s.cfg.Debounce), 1) }
