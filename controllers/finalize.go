@@ -69,6 +69,8 @@ func (r *PoolReconciler) finalize(ctx context.Context, pool *nicpoolv1.NodeIPPoo
 // releaseAll removes the pool's configurations from the NIC in one write,
 // re-reading on 412. A zero result and nil error mean done.
 func (r *PoolReconciler) releaseAll(ctx context.Context, pool *nicpoolv1.NodeIPPool, nicID string) (ctrl.Result, error) {
+	// The NIC changes here, outside a pass: a pool that serves it next reads it.
+	r.known.forget(nicID)
 	o := &outcome{}
 	for attempt := 1; ; attempt++ {
 		nic, err := r.NICs.GetNIC(ctx, nicID)

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -74,6 +75,10 @@ type PoolReconciler struct {
 	subnets subnetRoom
 	// refusals remembers refused attachment requests until their retry.
 	refusals refusals
+	// known remembers each NIC's last settled state, so a pass need not read
+	// it again; knownTTL (default defaultKnownNICTTL) bounds its age.
+	known    knownNICs
+	knownTTL time.Duration
 }
 
 // PublicIPAPI creates and deletes the public IPs the operator makes for pods
@@ -209,11 +214,12 @@ func (r *PoolReconciler) pass(ctx context.Context, pool *nicpoolv1.NodeIPPool, o
 			return ctrl.Result{}, err
 		}
 	}
-	nic, err := r.NICs.GetNIC(ctx, nicID)
+	nic, err := r.readNIC(ctx, nicID)
 	if err != nil {
 		return r.armFailure(pool, o, err, false)
 	}
 	if err := r.recordIdentity(ctx, pool, nic); err != nil {
+		r.known.forget(nicID)
 		return r.armFailure(pool, o, err, false)
 	}
 	if !draining {
@@ -223,6 +229,15 @@ func (r *PoolReconciler) pass(ctx context.Context, pool *nicpoolv1.NodeIPPool, o
 	pool.Spec.RequestedIPCount = 0
 	defer func() { pool.Spec.RequestedIPCount = requested }()
 	return r.syncNIC(ctx, pool, nic, o)
+}
+
+// readNIC returns the NIC as the last pass left it, if that is recent
+// enough, else reads it from ARM (which also finishes a write still pending).
+func (r *PoolReconciler) readNIC(ctx context.Context, nicID string) (*armnetwork.Interface, error) {
+	if nic := r.known.get(nicID, time.Now(), cmp.Or(r.knownTTL, defaultKnownNICTTL)); nic != nil {
+		return nic, nil
+	}
+	return r.NICs.GetNIC(ctx, nicID)
 }
 
 // SetupWithManager registers the reconciler: pools, and the Node of the same

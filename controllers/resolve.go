@@ -142,7 +142,7 @@ func (r *PoolReconciler) armFailure(pool *nicpoolv1.NodeIPPool, o *outcome, err 
 		return ctrl.Result{RequeueAfter: o.retryAfter}, nil
 	case azure.KindPending:
 		o.failed(ReasonPending, kind, err)
-		return ctrl.Result{RequeueAfter: r.PendingRetry}, nil
+		return ctrl.Result{RequeueAfter: r.pendingRequeue(err)}, nil
 	case azure.KindNotFound:
 		o.failed(ReasonNICNotFound, kind, err)
 		if !afterWrite && pool.Status.VNetID != "" {
@@ -161,4 +161,14 @@ func (r *PoolReconciler) armFailure(pool *nicpoolv1.NodeIPPool, o *outcome, err 
 	}
 	o.failed(ReasonARMError, kind, err)
 	return ctrl.Result{}, err
+}
+
+// pendingRequeue is when to look again at a NIC write still running: when ARM
+// said it expects it done (a write the client stopped waiting for before its
+// first poll), else PendingRetry, which also bounds ARM's hint.
+func (r *PoolReconciler) pendingRequeue(err error) time.Duration {
+	if wait, ok := azure.RetryAfter(err); ok && wait > 0 && wait < r.PendingRetry {
+		return wait
+	}
+	return r.PendingRetry
 }

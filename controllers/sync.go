@@ -57,9 +57,15 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 	w := &poolWrite{r: r, ctx: ctx, pool: pool, sp: sp, o: o}
 	nic, err := nicsync.Write(ctx, r.NICs, nic, sp.subnetID, w)
 	if w.abort {
+		r.known.forget(deref(nic.ID))
 		return w.res, err
 	}
 	res := w.res
+	if err == nil && o.armErr == nil {
+		r.known.remember(nic, time.Now())
+	} else {
+		r.known.forget(deref(nic.ID))
+	}
 	if withheld := r.publish(pool, nic, sp); withheld > 0 && err == nil && res.IsZero() {
 		// The NIC a write returned shows another write already running.
 		res = ctrl.Result{RequeueAfter: r.PendingRetry}

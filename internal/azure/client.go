@@ -34,6 +34,10 @@ type NICClient struct {
 	subs map[string]*armnetwork.ClientFactory // by lower-case subscription ID
 
 	pending pendingOps
+	index   nicIndex
+	// subnetReads and vnetReads keep recent reads of the shared subnet and VNet.
+	subnetReads readCache[armnetwork.Subnet]
+	vnetReads   readCache[armnetwork.VirtualNetwork]
 }
 
 // NewNICClient validates cfg and builds the client; no ARM call is made.

@@ -45,8 +45,8 @@ const (
 	DefaultWriteBurst      = 150
 	DefaultLROTimeout      = 2 * time.Minute
 	DefaultLROPollInterval = time.Second
-	// minPollInterval is azcore's floor for PollUntilDone outside tests.
-	minPollInterval = time.Second
+	// minPollInterval keeps the poll backoff's cap at or above its first step.
+	minPollInterval = firstPollDelay
 )
 
 // Config configures the ARM client.
@@ -76,7 +76,8 @@ type Config struct {
 	WriteBurst int
 	// LROTimeout bounds the wait for a NIC PUT to finish (default 2m).
 	LROTimeout time.Duration
-	// LROPollInterval is how often a running PUT is polled (default and minimum 1s).
+	// LROPollInterval caps the gap between polls of a running PUT when ARM sends no
+	// Retry-After (default 1s, minimum 50ms); the gaps start at 50ms and double.
 	LROPollInterval time.Duration
 	// Observer, if set, is called once per ARM HTTP attempt (retries and LRO polls included;
 	// calls refused by the client-side limiter are not sent and not observed) with op one of
@@ -131,7 +132,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("lro timeout %s must not be negative", c.LROTimeout))
 	}
 	if c.LROPollInterval != 0 && c.LROPollInterval < minPollInterval {
-		errs = append(errs, fmt.Errorf("lro poll interval %s is below azcore's minimum of %s", c.LROPollInterval, minPollInterval))
+		errs = append(errs, fmt.Errorf("lro poll interval %s is below the minimum of %s", c.LROPollInterval, minPollInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -34,7 +34,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "negative qps", cfg: Config{ReadQPS: -1}, wantErr: "negative"},
 		{name: "negative burst", cfg: Config{WriteBurst: -1}, wantErr: "negative"},
 		{name: "negative lro timeout", cfg: Config{LROTimeout: -time.Second}, wantErr: "lro timeout"},
-		{name: "poll interval too fast", cfg: Config{LROPollInterval: 100 * time.Millisecond}, wantErr: "poll interval"},
+		{name: "poll interval too fast", cfg: Config{LROPollInterval: 10 * time.Millisecond}, wantErr: "poll interval"},
 		{name: "several problems at once", cfg: Config{Cloud: "x", Auth: "y"}, wantErr: `auth mode "y"`},
 		{name: "credential override allows none anywhere", cfg: Config{Auth: AuthNone, Credential: staticCredential{}}},
 		{name: "none with loopback base options", cfg: Config{Auth: AuthNone, ClientOptions: &arm.ClientOptions{ClientOptions: policy.ClientOptions{

@@ -201,8 +201,13 @@ func kindByStatus(status int) Kind {
 }
 
 // RetryAfter returns how long ARM (or the client-side limiter) asked the caller to wait,
-// from the Retry-After header (seconds or HTTP date) or retry-after-ms headers.
+// from the Retry-After header (seconds or HTTP date) or retry-after-ms headers; for a
+// KindPending error, when ARM expects the running write to be done.
 func RetryAfter(err error) (time.Duration, bool) {
+	var pe *pendingError
+	if errors.As(err, &pe) && pe.retryAfter > 0 {
+		return pe.retryAfter, true
+	}
 	var le *limiterError
 	if errors.As(err, &le) {
 		return le.wait, true

@@ -3,15 +3,18 @@ package azure
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 )
 
-// FindNICForVM lists the NICs in the VM's resource group and returns the ID of the one whose
-// properties.virtualMachine.id is the VM (case-insensitive). With several, the primary NIC
-// wins, else the first by name. No match gives a KindNotFound error.
+// FindNICForVM returns the ID of the NIC whose properties.virtualMachine.id is the VM
+// (case-insensitive), from one paged list of the NICs in the VM's resource group that
+// concurrent and later calls share (see nicIndex). With several, the primary NIC wins,
+// else the first by name. No match gives a KindNotFound error.
 func (c *NICClient) FindNICForVM(ctx context.Context, vmID string) (string, error) {
 	vm, err := ParseVMID(vmID)
 	if err != nil {
@@ -21,21 +24,23 @@ func (c *NICClient) FindNICForVM(ctx context.Context, vmID string) (string, erro
 	if err != nil {
 		return "", err
 	}
-	var matches []*armnetwork.Interface
-	pager := cl.NewListPager(vm.ResourceGroup, nil)
-	for pager.More() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return "", fmt.Errorf("find nic for vm %s: list nics in resource group %s: %w", vmID, vm.ResourceGroup, err)
-		}
-		for _, nic := range page.Value {
-			if nic != nil && nic.ID != nil && nic.Properties != nil && nic.Properties.VirtualMachine != nil &&
-				nic.Properties.VirtualMachine.ID != nil && SameID(*nic.Properties.VirtualMachine.ID, vmID) {
-				matches = append(matches, nic)
+	list := func(ctx context.Context) ([]*armnetwork.Interface, error) {
+		var all []*armnetwork.Interface
+		pager := cl.NewListPager(vm.ResourceGroup, nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("list nics in resource group %s: %w", vm.ResourceGroup, err)
 			}
+			all = append(all, page.Value...)
 		}
+		return all, nil
 	}
-	best := pickNIC(matches)
+	matches, err := c.index.find(ctx, strings.ToLower(vm.SubscriptionID+"/"+vm.ResourceGroup), vmID, list)
+	if err != nil {
+		return "", fmt.Errorf("find nic for vm %s: %w", vmID, err)
+	}
+	best := pickNIC(slices.Clone(matches))
 	if best == nil {
 		return "", fmt.Errorf("find nic for vm %s: no nic in resource group %s is attached to it: %w",
 			vmID, vm.ResourceGroup, ErrNotFound)
@@ -63,8 +68,12 @@ func pickNIC(nics []*armnetwork.Interface) *armnetwork.Interface {
 	return nics[0]
 }
 
-// GetSubnet reads a subnet (address prefixes, delegations, ...).
+// GetSubnet reads a subnet (address prefixes, delegations, ...). A read less than
+// readCacheTTL old answers instead; the result must not be modified.
 func (c *NICClient) GetSubnet(ctx context.Context, subnetID string) (*armnetwork.Subnet, error) {
+	if s, ok := c.subnetReads.get(subnetID, time.Now()); ok {
+		return s, nil
+	}
 	id, err := ParseSubnetID(subnetID)
 	if err != nil {
 		return nil, err
@@ -77,11 +86,16 @@ func (c *NICClient) GetSubnet(ctx context.Context, subnetID string) (*armnetwork
 	if err != nil {
 		return nil, fmt.Errorf("get subnet %s: %w", subnetID, err)
 	}
+	c.subnetReads.put(subnetID, &resp.Subnet, time.Now())
 	return &resp.Subnet, nil
 }
 
-// GetVNet reads a virtual network (address space, subnets).
+// GetVNet reads a virtual network (address space, subnets). A read less than
+// readCacheTTL old answers instead; the result must not be modified.
 func (c *NICClient) GetVNet(ctx context.Context, vnetID string) (*armnetwork.VirtualNetwork, error) {
+	if v, ok := c.vnetReads.get(vnetID, time.Now()); ok {
+		return v, nil
+	}
 	id, err := ParseVNetID(vnetID)
 	if err != nil {
 		return nil, err
@@ -94,5 +108,6 @@ func (c *NICClient) GetVNet(ctx context.Context, vnetID string) (*armnetwork.Vir
 	if err != nil {
 		return nil, fmt.Errorf("get vnet %s: %w", vnetID, err)
 	}
+	c.vnetReads.put(vnetID, &resp.VirtualNetwork, time.Now())
 	return &resp.VirtualNetwork, nil
 }

@@ -2,6 +2,7 @@ package azure
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,5 +149,60 @@ func TestProductionWiring(t *testing.T) {
 				t.Fatalf("get nic: %v, wantErr %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// Nodes joining at once share one paged list of their resource group's NICs; a VM the
+// list does not show costs a list of its own, started after it asked.
+func TestFindNICForVMSharesOneList(t *testing.T) {
+	const vms = 150 // two pages of armsim's 100
+	c, srv := startSim(t, armsim.Options{Topology: simTopology(vms)}, nil)
+	errs := make(chan error, vms)
+	for i := range vms {
+		go func() {
+			got, err := c.FindNICForVM(context.Background(), simVMID(i))
+			if err == nil && !SameID(got, simNICID(i)) {
+				err = fmt.Errorf("vm %d: got nic %s", i, got)
+			}
+			errs <- err
+		}()
+	}
+	for range vms {
+		if err := <-errs; err != nil {
+			t.Fatalf("FindNICForVM: %v", err)
+		}
+	}
+	// Callers that arrived while a list ran may start one more for VMs it did not show
+	// only if the VM was missing; every VM is in the first list.
+	if n := simCalls(srv, armsim.OpListNICs); n != 2 {
+		t.Fatalf("%d concurrent lookups made %d list calls, want 2 (one list, two pages)", vms, n)
+	}
+	if _, err := c.FindNICForVM(context.Background(), simVMID(vms+1)); Classify(err) != KindNotFound {
+		t.Fatalf("vm without nic: %v, want NotFound", err)
+	}
+	if n := simCalls(srv, armsim.OpListNICs); n != 4 {
+		t.Fatalf("a vm missing from the index made %d list calls, want 2 more (a fresh list)", n-2)
+	}
+}
+
+// Every node's first pass reads the same subnet and VNet: one read each serves them all.
+func TestSubnetAndVNetReadsAreShared(t *testing.T) {
+	c, srv := startSim(t, armsim.Options{Topology: simTopology(1)}, nil)
+	nic := getNIC(t, c, simNICID(0))
+	subnetID := *nic.Properties.IPConfigurations[0].Properties.Subnet.ID
+	vnetID, err := VNetIDFromSubnetID(subnetID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := c.GetSubnet(context.Background(), subnetID); err != nil {
+			t.Fatalf("get subnet: %v", err)
+		}
+		if _, err := c.GetVNet(context.Background(), vnetID); err != nil {
+			t.Fatalf("get vnet: %v", err)
+		}
+	}
+	if s, v := simCalls(srv, armsim.OpGetSubnet), simCalls(srv, armsim.OpGetVNet); s != 1 || v != 1 {
+		t.Fatalf("5 reads each made %d subnet and %d vnet GETs, want 1 and 1", s, v)
 	}
 }

@@ -1,0 +1,129 @@
+package azure
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/nicpool/nicpool/internal/armsim"
+)
+
+// rewriteTransport lets a test change armsim's responses before the SDK sees them.
+type rewriteTransport struct {
+	next    policy.Transporter
+	rewrite func(*http.Response)
+}
+
+func (t rewriteTransport) Do(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.Do(req)
+	if err == nil {
+		t.rewrite(resp)
+	}
+	return resp, err
+}
+
+// withRewrite wraps the test client's transport with rewrite.
+func withRewrite(rewrite func(*http.Response)) func(*Config) {
+	return func(cfg *Config) {
+		co := *cfg.ClientOptions
+		co.Transport = rewriteTransport{next: co.Transport, rewrite: rewrite}
+		cfg.ClientOptions = &co
+	}
+}
+
+// stripRetryAfter makes armsim look like an ARM stand-in that sends no poll hint.
+func stripRetryAfter(resp *http.Response) {
+	for _, h := range []string{"Retry-After", "retry-after-ms", "x-ms-retry-after-ms"} {
+		resp.Header.Del(h)
+	}
+}
+
+// A write ARM finishes in 300 ms is seen done in the same UpdateNIC call with the
+// operator's default 1 s wait, even when ARM sends no Retry-After: azcore's PollUntilDone
+// would poll once at once and then sleep its 1 s minimum, past the wait.
+func TestUpdateNICSeesFastWriteDone(t *testing.T) {
+	c, srv := startSim(t, armsim.Options{Topology: simTopology(1), PutLatency: 300 * time.Millisecond},
+		func(cfg *Config) { cfg.LROTimeout = time.Second; withRewrite(stripRetryAfter)(cfg) })
+	nic := getNIC(t, c, simNICID(0))
+	addDynamicConfigs(t, nic, "nicpool", 3)
+	polls := simCalls(srv, armsim.OpPollOperation)
+	got, err := c.UpdateNIC(context.Background(), nic)
+	if err != nil {
+		t.Fatalf("update nic finishing in 300ms with a 1s wait: %v (%s), want done", err, Classify(err))
+	}
+	if NICProvisioning(got) != ProvisioningSucceeded || len(got.Properties.IPConfigurations) != 4 {
+		t.Fatalf("updated nic is %s with %d configs, want Succeeded with 4", NICProvisioningState(got), len(got.Properties.IPConfigurations))
+	}
+	if c.PendingCount() != 0 {
+		t.Fatalf("pending = %d, want 0", c.PendingCount())
+	}
+	// Backoff 50, 100, 200, 400 ms: done by the fourth poll at the latest (some slack for a
+	// loaded machine; an unpaced poller would make dozens).
+	if n := simCalls(srv, armsim.OpPollOperation) - polls; n < 1 || n > 8 {
+		t.Errorf("update made %d operation polls, want 1..8", n)
+	}
+}
+
+// When ARM's Retry-After says the write ends after the wait, UpdateNIC returns Pending at
+// once, without a poll, and tells the caller when to come back.
+func TestUpdateNICPendingCarriesRetryAfter(t *testing.T) {
+	c, srv := startSim(t, armsim.Options{Topology: simTopology(1), PutLatency: 2 * time.Second},
+		func(cfg *Config) { cfg.LROTimeout = time.Second })
+	nic := getNIC(t, c, simNICID(0))
+	addDynamicConfigs(t, nic, "nicpool", 1)
+	_, err := c.UpdateNIC(context.Background(), nic)
+	if Classify(err) != KindPending {
+		t.Fatalf("update of a 2s write with a 1s wait: %v, want Pending", err)
+	}
+	wait, ok := RetryAfter(err)
+	if !ok || wait <= time.Second || wait > 2*time.Second {
+		t.Fatalf("RetryAfter(pending) = %s, %v; want (1s, 2s] from armsim's hint", wait, ok)
+	}
+	if n := simCalls(srv, armsim.OpPollOperation); n != 0 {
+		t.Errorf("update polled %d times, want 0 (the hint is past the wait)", n)
+	}
+	// Resumed when the hint says, the write is done on the first poll.
+	time.Sleep(wait)
+	got, had, err := c.ResumePending(context.Background(), simNICID(0))
+	for had && Classify(err) == KindPending { // armsim's completion timer may lag the hint a little
+		got, had, err = c.ResumePending(context.Background(), simNICID(0))
+	}
+	if err != nil || got == nil || len(got.Properties.IPConfigurations) != 2 {
+		t.Fatalf("resume after the hint: had %v, err %v", had, err)
+	}
+}
+
+// A PUT whose response already says Succeeded (Azure often completes NIC writes
+// synchronously) is done: its body is the NIC's new state, with no poll and no GET.
+func TestUpdateNICSynchronousCompletion(t *testing.T) {
+	succeeded := func(resp *http.Response) {
+		if resp.Request.Method != http.MethodPut {
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		body = bytes.ReplaceAll(body, []byte(`"provisioningState":"Updating"`), []byte(`"provisioningState":"Succeeded"`))
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+	}
+	c, srv := startSim(t, armsim.Options{Topology: simTopology(1), PutLatency: time.Hour},
+		func(cfg *Config) { cfg.LROTimeout = time.Second; withRewrite(succeeded)(cfg) })
+	nic := getNIC(t, c, simNICID(0))
+	addDynamicConfigs(t, nic, "nicpool", 2)
+	gets, polls := simCalls(srv, armsim.OpGetNIC), simCalls(srv, armsim.OpPollOperation)
+	got, err := c.UpdateNIC(context.Background(), nic)
+	if err != nil {
+		t.Fatalf("update with a terminal PUT response: %v", err)
+	}
+	if len(got.Properties.IPConfigurations) != 3 || got.Etag == nil || strings.EqualFold(*got.Etag, *nic.Etag) {
+		t.Fatalf("updated nic: %d configs, etag %v; want 3 and a new etag", len(got.Properties.IPConfigurations), got.Etag)
+	}
+	if g, p := simCalls(srv, armsim.OpGetNIC)-gets, simCalls(srv, armsim.OpPollOperation)-polls; g != 0 || p != 0 {
+		t.Errorf("synchronously completed update made %d GETs and %d polls, want none", g, p)
+	}
+}
