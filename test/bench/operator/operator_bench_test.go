@@ -1,283 +1,213 @@
-// Package operator benchmarks the nicpool operator against the simulated
-// Azure VNet: 64 nodes scaled from 0 to 250 IPs each, with a realistic NIC
-// write latency and ARM's per-subscription write bucket.
+// Package operator benchmarks nicpool-operator, run as its own process,
+// against the simulated Azure VNet (armsim, with a realistic NIC write latency
+// and ARM's per-subscription request buckets) and a real API server:
 //
-// Run it with test/bench/operator/run.sh (or
-// go test ./test/bench/operator -run '^$' -bench . -benchtime 1x).
+//   - 64 nodes scaled from 0 to 250 IPs each: convergence against the PUT
+//     latency (target <= 1.5x) and NIC writes per node (target 1);
+//   - the VNet limit, 500 nodes x 32 IPs (16,000) from zero: convergence,
+//     writes and reads per node, and the operator's peak RSS (<= 150 MiB).
+//
+// Each writes bin/bench/<name>.json (test/bench/benchjson) and draws the IPs
+// on each node's NIC over time as bin/bench/<name>.svg. Run it with
+// test/bench/operator/run.sh, or
+// go test ./test/bench/operator -run '^$' -bench . -benchtime 1x.
 package operator
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"runtime"
+	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zapcore"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-
-	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
-	"github.com/nicpool/nicpool/controllers"
 	"github.com/nicpool/nicpool/internal/armsim"
 	"github.com/nicpool/nicpool/internal/armsim/armsimtest"
 	"github.com/nicpool/nicpool/internal/azure"
 	"github.com/nicpool/nicpool/internal/testenv"
+	"github.com/nicpool/nicpool/test/bench/benchjson"
+	"github.com/nicpool/nicpool/test/bench/plot"
 )
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) {
-	if path := os.Getenv("BENCH_LOG"); path != "" {
-		if f, err := os.Create(path); err == nil {
-			ctrl.SetLogger(zap.New(zap.WriteTo(f), zap.Level(zapcore.DebugLevel)))
-		}
-	}
-	testenv.Main(m, &env)
-}
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
 
 const (
 	sub        = "00000000-0000-0000-0000-0000000be7c4"
 	rg         = "rg-bench"
-	nodes      = 64
-	perNode    = 250
 	putLatency = 2 * time.Second
+	// target is the convergence goal of the 64-node scale-up, in PUT latencies.
+	target = 1.5
+	// rssLimit is the operator's peak RSS goal at the VNet limit, in MiB.
+	rssLimit = 150
 )
 
-// BenchmarkScale64Nodes0To250 scales 64 nodes from 0 to 250 IPs each and
-// reports ARM writes per node, the time to converge and the peak heap.
+// scale is one scale-up: nodes pools from 0 to perNode IPs each.
+type scale struct {
+	name          string
+	nodes         int
+	perNode       int32
+	writes        int
+	reads         map[armsim.Op]int
+	throttled     int
+	converge      time.Duration
+	reached       []float64
+	peakRSS       uint64
+	timeline      *timeline
+	names         []string
+	requestsTaken time.Duration
+}
+
+// BenchmarkScale64Nodes0To250 scales 64 nodes from 0 to 250 IPs each.
 func BenchmarkScale64Nodes0To250(b *testing.B) {
 	for range b.N {
-		r := runScale(b)
-		b.ReportMetric(r.writesPerNode, "writes/node")
-		b.ReportMetric(float64(r.reads)/nodes, "reads/node")
+		r := runScale(b, "operator", 64, 250)
+		b.ReportMetric(float64(r.writes)/float64(r.nodes), "writes/node")
+		b.ReportMetric(float64(r.totalReads())/float64(r.nodes), "reads/node")
 		b.ReportMetric(r.converge.Seconds(), "s-to-converge")
-		b.ReportMetric(float64(r.peakHeap)/(1<<20), "peak-heap-MiB")
 		b.ReportMetric(r.converge.Seconds()/putLatency.Seconds(), "converge/put-latency")
-		b.Logf("64 nodes 0 -> 250: %d NIC writes (%.2f per node, max %d), %d ARM reads (client-side read budget %v/s), %d throttled ARM calls, converged in %s (%.1fx the %s PUT latency), peak heap %.1f MiB (operator, API client caches and armsim share the process)",
-			r.writes, r.writesPerNode, r.maxWrites, r.reads, azure.DefaultReadQPS, r.throttled, r.converge.Round(time.Millisecond), r.converge.Seconds()/putLatency.Seconds(), putLatency, float64(r.peakHeap)/(1<<20))
+		b.ReportMetric(float64(r.peakRSS)/(1<<20), "peak-rss-MiB")
+		r.report(b, []benchjson.Figure{
+			benchjson.Ratio("operator 64 nodes 0 -> 250 IPs: converged", r.converge.Seconds(), "s", "ARM NIC PUT latency", putLatency.Seconds(), target),
+			benchjson.AtMost("operator 64 nodes 0 -> 250 IPs: NIC writes per node", float64(r.writes)/float64(r.nodes), "writes", 1),
+			benchjson.Plain("operator 64 nodes 0 -> 250 IPs: ARM reads per node", float64(r.totalReads())/float64(r.nodes), "reads"),
+			benchjson.Plain("operator 64 nodes 0 -> 250 IPs: peak RSS", float64(r.peakRSS)/(1<<20), "MiB"),
+		})
 	}
 }
 
-type result struct {
-	writes, maxWrites, throttled, reads int
-	writesPerNode                       float64
-	converge                            time.Duration
-	peakHeap                            uint64
+// BenchmarkVNetLimit500Nodes scales 500 nodes from 0 to 32 IPs each: 16,000,
+// the VNet limit.
+func BenchmarkVNetLimit500Nodes(b *testing.B) {
+	for range b.N {
+		r := runScale(b, "operator-500", 500, 32)
+		b.ReportMetric(float64(r.writes)/float64(r.nodes), "writes/node")
+		b.ReportMetric(float64(r.totalReads())/float64(r.nodes), "reads/node")
+		b.ReportMetric(r.converge.Seconds(), "s-to-converge")
+		b.ReportMetric(float64(r.peakRSS)/(1<<20), "peak-rss-MiB")
+		r.report(b, []benchjson.Figure{
+			benchjson.Plain("operator 500 nodes 0 -> 32 IPs (16,000): converged", r.converge.Seconds(), "s"),
+			benchjson.Plain("operator 500 nodes 0 -> 32 IPs: NIC writes per node", float64(r.writes)/float64(r.nodes), "writes"),
+			benchjson.Plain("operator 500 nodes 0 -> 32 IPs: ARM reads per node", float64(r.totalReads())/float64(r.nodes), "reads"),
+			benchjson.AtMost("operator 500 nodes 0 -> 32 IPs: operator peak RSS", float64(r.peakRSS)/(1<<20), "MiB", rssLimit),
+		})
+	}
 }
 
-func runScale(b *testing.B) result {
+// runScale starts armsim and the operator process, creates the nodes, waits
+// until every pool knows its NIC, then sets every request at once and times
+// until every pool publishes them all.
+func runScale(b *testing.B, name string, nodes int, perNode int32) *scale {
 	b.Helper()
+	dir := b.TempDir()
+	bin := buildOperator(b, dir)
 	topo := armsim.GenerateTopology(sub, rg, "10.64.0.0/16", "10.64.0.0/16", nodes)
-	srv, co, cred := armsimtest.Start(b, armsim.Options{Topology: topo, PutLatency: putLatency, Logf: func(string, ...any) {}})
-	opts := controllers.DefaultOptions()
-	if w := os.Getenv("BENCH_WORKERS"); w != "" {
-		opts.Workers, _ = strconv.Atoi(w)
-	}
-	cfg := opts.Azure
-	cfg.ClientOptions, cfg.Credential, cfg.Observer = co, cred, controllers.ObserveARMCall
-	nics, err := azure.NewNICClient(cfg)
-	if err != nil {
-		b.Fatalf("create nic client: %v", err)
-	}
-	stop := startOperator(b, nics, opts)
-	defer stop()
-	names := createNodes(b)
+	srv, _, _ := armsimtest.Start(b, armsim.Options{Topology: topo, PutLatency: putLatency, Logf: func(string, ...any) {}})
+	out := outDir()
+	tl := watchPools(b)
+	defer tl.cancel()
+	op := startOperatorProcess(b, bin, srv, dir, filepath.Join(out, name+".log"))
+	defer op.stop()
+	names := createNodes(b, name, nodes)
 	defer deleteNodes(names)
-	waitFor(b, 2*time.Minute, func() bool {
-		for _, n := range names {
-			if pool(n).Status.VNetID == "" {
-				return false
-			}
-		}
-		return true
+	waitUntil(b, 5*time.Minute, "every pool knows its NIC", func() bool {
+		return tl.count(names, func(_ int, identified bool) bool { return identified }) == nodes
 	})
 	before := srv.Stats()
-	peak, stopSampling := sampleHeap()
-	start := time.Now()
-	for _, n := range names {
-		setRequest(b, n, perNode)
+	tl.begin()
+	setRequests(b, names, perNode)
+	r := &scale{name: name, nodes: nodes, perNode: perNode, timeline: tl, names: names, requestsTaken: time.Since(tl.start)}
+	waitUntil(b, 15*time.Minute, fmt.Sprintf("every pool has %d IPs", perNode), func() bool {
+		return tl.count(names, func(n int, _ bool) bool { return n >= int(perNode) }) == nodes
+	})
+	r.converge = time.Since(tl.start)
+	var err error
+	if r.peakRSS, err = op.peakRSS(); err != nil {
+		b.Fatal(err)
 	}
-	b.Logf("requests set in %s", time.Since(start).Round(time.Millisecond))
-	doneAt := map[string]time.Duration{}
-	waitFor(b, 10*time.Minute, func() bool {
-		for _, n := range names {
-			if _, ok := doneAt[n]; !ok && pool(n).Status.AllocatedIPCount == perNode {
-				doneAt[n] = time.Since(start)
+	after := srv.Stats()
+	r.reads = map[armsim.Op]int{}
+	for id, n := range after.PutsByNIC {
+		r.writes += n - before.PutsByNIC[id]
+	}
+	for op, codes := range after.Calls {
+		for code, n := range codes {
+			d := n - before.Calls[op][code]
+			if code == 429 {
+				r.throttled += d
+			}
+			if op != armsim.OpPutNIC {
+				r.reads[op] += d
 			}
 		}
-		return len(doneAt) == len(names)
-	})
-	r := result{converge: time.Since(start)}
-	firsts := make([]time.Duration, 0, len(doneAt))
-	for _, d := range doneAt {
-		firsts = append(firsts, d)
 	}
-	slices.Sort(firsts)
-	b.Logf("pools converged at: first %s, 25%% %s, median %s, 75%% %s, last %s", firsts[0], firsts[len(firsts)/4], firsts[len(firsts)/2], firsts[3*len(firsts)/4], firsts[len(firsts)-1])
-	stopSampling()
-	r.peakHeap = *peak
-	after := srv.Stats()
-	for id, n := range after.PutsByNIC {
-		w := n - before.PutsByNIC[id]
-		r.writes += w
-		r.maxWrites = max(r.maxWrites, w)
+	for _, t := range tl.reached(int(perNode)) {
+		r.reached = append(r.reached, t)
 	}
-	perOp := map[armsim.Op]int{}
-	for op, codes := range after.Calls {
-		r.throttled += codes[429]
-		total := 0
-		for code, n := range codes {
-			total += n - before.Calls[op][code]
-		}
-		if op != armsim.OpPutNIC {
-			r.reads += total
-		}
-		perOp[op] = total
-	}
-	b.Logf("ARM calls during the scale step: %v", perOp)
-	r.writesPerNode = float64(r.writes) / nodes
-	logLatencies(b)
+	slices.Sort(r.reached)
+	b.Logf("%s: %d nodes 0 -> %d IPs: converged in %s (%.2fx the %s PUT latency; requests written in %s); %d NIC writes (%.2f per node), ARM reads %v (%.2f per node, client read budget %v/s), %d throttled; pools done at p25 %.2fs, p50 %.2fs, p75 %.2fs, last %.2fs; operator peak RSS %.1f MiB",
+		name, nodes, perNode, r.converge.Round(time.Millisecond), r.converge.Seconds()/putLatency.Seconds(), putLatency, r.requestsTaken.Round(time.Millisecond),
+		r.writes, float64(r.writes)/float64(nodes), r.reads, float64(r.totalReads())/float64(nodes), azure.DefaultReadQPS, r.throttled,
+		r.reached[len(r.reached)/4], r.reached[len(r.reached)/2], r.reached[3*len(r.reached)/4], r.reached[len(r.reached)-1], float64(r.peakRSS)/(1<<20))
 	return r
 }
 
-func startOperator(b *testing.B, nics *azure.NICClient, opts controllers.Options) func() {
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
-	if err != nil {
-		b.Fatalf("create manager: %v", err)
+func (r *scale) totalReads() int {
+	n := 0
+	for _, v := range r.reads {
+		n += v
 	}
-	if _, err := controllers.Setup(mgr, opts, nics); err != nil {
-		b.Fatalf("set up operator: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
-			b.Errorf("manager: %v", err)
-		}
-	}()
-	return func() { cancel(); <-done }
+	return n
 }
 
-func createNodes(b *testing.B) []string {
-	names := make([]string, nodes)
-	for i := range names {
-		names[i] = fmt.Sprintf("bench-%d", i)
-		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: names[i]}, Spec: corev1.NodeSpec{
-			ProviderID: fmt.Sprintf("azure:///subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/vm-%d", sub, rg, i),
-		}}
-		if err := env.Client.Create(context.Background(), node); err != nil {
-			b.Fatalf("create node: %v", err)
-		}
+// report writes the figures and the picture.
+func (r *scale) report(b *testing.B, figures []benchjson.Figure) {
+	b.Helper()
+	out := outDir()
+	if err := benchjson.Write(out, r.name, figures); err != nil {
+		b.Fatal(err)
 	}
-	return names
+	svg := filepath.Join(out, r.name+".svg")
+	if err := os.WriteFile(svg, r.chart().SVG(), 0o644); err != nil {
+		b.Fatalf("write %s: %v", svg, err)
+	}
+	b.Logf("wrote %s and %s", filepath.Join(out, r.name+".json"), svg)
 }
 
-// deleteNodes removes the nodes and their pools (no finalizer is left for a
-// stopped operator to honour).
-func deleteNodes(names []string) {
-	ctx := context.Background()
-	for _, n := range names {
-		_ = env.Client.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}})
-		p := pool(n)
-		if p.ResourceVersion == "" {
-			continue
-		}
-		p.Finalizers = nil
-		_ = env.Client.Update(ctx, p)
-		_ = env.Client.Delete(ctx, p)
+// chart draws each node's IPs over time, with the PUT latency, the target and
+// the convergence marked.
+func (r *scale) chart() plot.Chart {
+	r.timeline.mu.Lock()
+	defer r.timeline.mu.Unlock()
+	c := plot.Chart{
+		Title: fmt.Sprintf("nicpool-operator: %d nodes, 0 -> %d IPs each, converged in %.2f s (%.2fx the ARM PUT latency)",
+			r.nodes, r.perNode, r.converge.Seconds(), r.converge.Seconds()/putLatency.Seconds()),
+		Subtitle: fmt.Sprintf("IPs published on each node's NIC (one line per node) against simulated ARM: %s NIC PUTs, %.2f writes and %.2f reads per node; %s",
+			putLatency, float64(r.writes)/float64(r.nodes), float64(r.totalReads())/float64(r.nodes), benchjson.Machine()),
+		XLabel: "seconds since every node asked for its IPs",
+		YLabel: "IPs on the node's NIC",
+		Marks: []plot.Mark{
+			{X: putLatency.Seconds(), Label: "ARM PUT latency", Color: "#555"},
+			{X: target * putLatency.Seconds(), Label: fmt.Sprintf("target %.1fx", target), Color: "#c00"},
+			{X: r.converge.Seconds(), Label: "all converged", Color: "#070"},
+		},
+		YMax: float64(r.perNode),
 	}
+	for _, name := range r.names {
+		s := plot.Series{Name: name}
+		for _, p := range r.timeline.points[name] {
+			s.Points = append(s.Points, plot.Point{X: p[0], Y: p[1]})
+		}
+		c.Series = append(c.Series, s)
+	}
+	return c
 }
 
-func pool(name string) *nicpoolv1.NodeIPPool {
-	p := &nicpoolv1.NodeIPPool{}
-	_ = env.Client.Get(context.Background(), client.ObjectKey{Name: name}, p)
-	return p
-}
-
-func setRequest(b *testing.B, name string, n int32) {
-	for range 20 {
-		p := pool(name)
-		p.Spec.RequestedIPCount = n
-		if err := env.Client.Update(context.Background(), p); err == nil {
-			return
-		}
+// outDir is bin/bench in the source tree (BENCH_OUT overrides it).
+func outDir() string {
+	if d := os.Getenv("BENCH_OUT"); d != "" {
+		return d
 	}
-	b.Fatalf("could not set the request of pool %s", name)
-}
-
-func waitFor(b *testing.B, timeout time.Duration, cond func() bool) {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			b.Fatalf("timed out after %s", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// sampleHeap records the peak in-use heap every 20ms until stopped.
-func sampleHeap() (*uint64, func()) {
-	var peak uint64
-	var mu sync.Mutex
-	done := make(chan struct{})
-	stopped := make(chan struct{})
-	go func() {
-		defer close(stopped)
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			mu.Lock()
-			peak = max(peak, ms.HeapInuse)
-			mu.Unlock()
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return &peak, func() { close(done); <-stopped }
-}
-
-// logLatencies prints the mean ARM and reconcile latencies the operator's
-// metrics recorded.
-func logLatencies(b *testing.B) {
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		b.Logf("gather metrics: %v", err)
-		return
-	}
-	var lines []string
-	defer func() { b.Logf("operator latencies: %s", strings.Join(lines, "; ")) }()
-	for _, f := range families {
-		if f.GetName() != "nicpool_arm_request_duration_seconds" && f.GetName() != "nicpool_reconcile_duration_seconds" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			h := m.GetHistogram()
-			if h.GetSampleCount() == 0 {
-				continue
-			}
-			label := ""
-			for _, l := range m.GetLabel() {
-				label += l.GetValue()
-			}
-			lines = append(lines, fmt.Sprintf("%s{%s}: %d, mean %s", strings.TrimPrefix(f.GetName(), "nicpool_"), label, h.GetSampleCount(),
-				time.Duration(h.GetSampleSum()/float64(h.GetSampleCount())*float64(time.Second)).Round(time.Millisecond)))
-		}
-	}
+	return filepath.Join(testenv.RepoRoot(), "bin", "bench")
 }
