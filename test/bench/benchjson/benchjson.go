@@ -7,6 +7,7 @@ package benchjson
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -65,12 +66,15 @@ func Write(dir, name string, figures []Figure) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create bench output directory %s: %w", dir, err)
 	}
-	b, err := json.MarshalIndent(Report{Figures: figures, Machine: Machine()}, "", "  ")
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // names and targets hold "->" and "<="
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(Report{Figures: figures, Machine: Machine()}); err != nil {
 		return fmt.Errorf("encode bench report %s: %w", name, err)
 	}
 	path := filepath.Join(dir, name+".json")
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write bench report %s: %w", path, err)
 	}
 	return nil

@@ -62,8 +62,11 @@ func startOperatorProcess(b *testing.B, bin string, srv *armsim.Server, dir, log
 	if err != nil {
 		b.Fatalf("create operator log: %v", err)
 	}
-	cmd := exec.Command(bin, "--kubeconfig", kubeconfig, "--arm-endpoint", srv.URL(), "--arm-ca-file", ca,
-		"--auth-mode", "none", "--metrics-bind-address", "0", "--health-probe-bind-address", "0")
+	args := []string{"--kubeconfig", kubeconfig, "--arm-endpoint", srv.URL(), "--arm-ca-file", ca,
+		"--auth-mode", "none", "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}
+	// BENCH_OPERATOR_ARGS adds flags, e.g. --zap-log-level=debug to see each pass.
+	args = append(args, strings.Fields(os.Getenv("BENCH_OPERATOR_ARGS"))...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("start nicpool-operator: %v", err)
