@@ -88,14 +88,21 @@ func TestUpdateNICPendingCarriesRetryAfter(t *testing.T) {
 	if n := simCalls(srv, armsim.OpPollOperation); n != 0 {
 		t.Errorf("update polled %d times, want 0 (the hint is past the wait)", n)
 	}
-	// Resumed when the hint says, the write is done on the first poll.
-	time.Sleep(wait)
-	got, had, err := c.ResumePending(context.Background(), simNICID(0))
-	for had && Classify(err) == KindPending { // armsim's completion timer may lag the hint a little
-		got, had, err = c.ResumePending(context.Background(), simNICID(0))
+	// Resumed once ARM is done, one GET of the NIC is the poll and the result.
+	deadline := time.Now().Add(30 * time.Second) // armsim's timer fires after the hint; generous for a loaded machine
+	for srv.Snapshot().NICs[0].ProvisioningState != "Succeeded" {
+		if time.Now().After(deadline) {
+			t.Fatal("armsim never completed the write")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if err != nil || got == nil || len(got.Properties.IPConfigurations) != 2 {
-		t.Fatalf("resume after the hint: had %v, err %v", had, err)
+	gets := simCalls(srv, armsim.OpGetNIC)
+	got, had, err := c.ResumePending(context.Background(), simNICID(0))
+	if err != nil || !had || got == nil || len(got.Properties.IPConfigurations) != 2 || c.PendingCount() != 0 {
+		t.Fatalf("resume after armsim finished: had %v, err %v, pending %d", had, err, c.PendingCount())
+	}
+	if g, p := simCalls(srv, armsim.OpGetNIC)-gets, simCalls(srv, armsim.OpPollOperation); g != 1 || p != 0 {
+		t.Errorf("resume of a finished write made %d GETs and %d polls, want 1 and 0", g, p)
 	}
 }
 

@@ -119,6 +119,15 @@ func (c *NICClient) ResumePending(ctx context.Context, nicID string) (*armnetwor
 	if err != nil {
 		return nil, true, err
 	}
+	// Callers come back when ARM expected the write done: then one GET of the NIC is
+	// both the poll and the result (ARM runs one operation on a NIC at a time, so a NIC
+	// that reads Succeeded has finished it). Only a write still running, or one that
+	// ended Failed (the operation says why), is polled through its operation.
+	if resp, err := cl.Get(ctx, id.ResourceGroup, id.Name, nil); err == nil &&
+		NICProvisioning(&resp.Interface) == ProvisioningSucceeded && NICProvisioningState(&resp.Interface) != "" {
+		c.pending.done(nicID, tok)
+		return &resp.Interface, true, nil
+	}
 	poller, err := cl.BeginCreateOrUpdate(ctx, id.ResourceGroup, id.Name, armnetwork.Interface{},
 		&armnetwork.InterfacesClientBeginCreateOrUpdateOptions{ResumeToken: tok})
 	if err != nil {

@@ -96,6 +96,28 @@ func (p *operatorProcess) peakRSS() (uint64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.cmd.Process.Pid)
 }
 
+// cpuTime returns the CPU time (user + system) the process has used: on a
+// loaded machine, what the operator itself costs, whatever the wait for a core.
+func (p *operatorProcess) cpuTime() (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("read operator stat: %w", err)
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	_, rest, ok := strings.Cut(string(raw), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %q", p.cmd.Process.Pid, raw)
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parse cpu times in /proc/%d/stat: %q", p.cmd.Process.Pid, raw)
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticks, nil
+}
+
 // stop ends the operator (SIGTERM, then SIGKILL after 10 s) and waits for it.
 func (p *operatorProcess) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)

@@ -54,6 +54,7 @@ type scale struct {
 	converge      time.Duration
 	reached       []float64
 	peakRSS       uint64
+	cpu           time.Duration
 	timeline      *timeline
 	names         []string
 	requestsTaken time.Duration
@@ -72,6 +73,7 @@ func BenchmarkScale64Nodes0To250(b *testing.B) {
 			benchjson.Ratio("operator 64 nodes 0 -> 250 IPs: converged", r.converge.Seconds(), "s", "ARM NIC PUT latency", putLatency.Seconds(), target),
 			benchjson.AtMost("operator 64 nodes 0 -> 250 IPs: NIC writes per node", float64(r.writes)/float64(r.nodes), "writes", 1),
 			benchjson.Plain("operator 64 nodes 0 -> 250 IPs: ARM reads per node", float64(r.totalReads())/float64(r.nodes), "reads"),
+			benchjson.Plain("operator 64 nodes 0 -> 250 IPs: operator CPU per node", r.cpuMsPerNode(), "ms"),
 			benchjson.Plain("operator 64 nodes 0 -> 250 IPs: peak RSS", float64(r.peakRSS)/(1<<20), "MiB"),
 		})
 	}
@@ -90,6 +92,7 @@ func BenchmarkVNetLimit500Nodes(b *testing.B) {
 			benchjson.Plain("operator 500 nodes 0 -> 32 IPs (16,000): converged", r.converge.Seconds(), "s"),
 			benchjson.Plain("operator 500 nodes 0 -> 32 IPs: NIC writes per node", float64(r.writes)/float64(r.nodes), "writes"),
 			benchjson.Plain("operator 500 nodes 0 -> 32 IPs: ARM reads per node", float64(r.totalReads())/float64(r.nodes), "reads"),
+			benchjson.Plain("operator 500 nodes 0 -> 32 IPs: operator CPU per node", r.cpuMsPerNode(), "ms"),
 			benchjson.AtMost("operator 500 nodes 0 -> 32 IPs: operator peak RSS", float64(r.peakRSS)/(1<<20), "MiB", rssLimit),
 		})
 	}
@@ -115,6 +118,10 @@ func runScale(b *testing.B, name string, nodes int, perNode int32) *scale {
 		return tl.count(names, func(_ int, identified bool) bool { return identified }) == nodes
 	})
 	before := srv.Stats()
+	cpu0, err := op.cpuTime()
+	if err != nil {
+		b.Fatal(err)
+	}
 	tl.begin()
 	setRequests(b, names, perNode)
 	r := &scale{name: name, nodes: nodes, perNode: perNode, timeline: tl, names: names, requestsTaken: time.Since(tl.start)}
@@ -122,7 +129,11 @@ func runScale(b *testing.B, name string, nodes int, perNode int32) *scale {
 		return tl.count(names, func(n int, _ bool) bool { return n >= int(perNode) }) == nodes
 	})
 	r.converge = time.Since(tl.start)
-	var err error
+	cpu1, err := op.cpuTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.cpu = cpu1 - cpu0
 	if r.peakRSS, err = op.peakRSS(); err != nil {
 		b.Fatal(err)
 	}
@@ -146,11 +157,16 @@ func runScale(b *testing.B, name string, nodes int, perNode int32) *scale {
 		r.reached = append(r.reached, t)
 	}
 	slices.Sort(r.reached)
-	b.Logf("%s: %d nodes 0 -> %d IPs: converged in %s (%.2fx the %s PUT latency; requests written in %s); %d NIC writes (%.2f per node), ARM reads %v (%.2f per node, client read budget %v/s), %d throttled; pools done at p25 %.2fs, p50 %.2fs, p75 %.2fs, last %.2fs; operator peak RSS %.1f MiB",
+	b.Logf("%s: %d nodes 0 -> %d IPs: converged in %s (%.2fx the %s PUT latency; requests written in %s); %d NIC writes (%.2f per node), ARM reads %v (%.2f per node, client read budget %v/s), %d throttled; pools done at p25 %.2fs, p50 %.2fs, p75 %.2fs, last %.2fs; operator CPU %s (%.1f ms per node), peak RSS %.1f MiB",
 		name, nodes, perNode, r.converge.Round(time.Millisecond), r.converge.Seconds()/putLatency.Seconds(), putLatency, r.requestsTaken.Round(time.Millisecond),
 		r.writes, float64(r.writes)/float64(nodes), r.reads, float64(r.totalReads())/float64(nodes), azure.DefaultReadQPS, r.throttled,
-		r.reached[len(r.reached)/4], r.reached[len(r.reached)/2], r.reached[3*len(r.reached)/4], r.reached[len(r.reached)-1], float64(r.peakRSS)/(1<<20))
+		r.reached[len(r.reached)/4], r.reached[len(r.reached)/2], r.reached[3*len(r.reached)/4], r.reached[len(r.reached)-1],
+		r.cpu, r.cpuMsPerNode(), float64(r.peakRSS)/(1<<20))
 	return r
+}
+
+func (r *scale) cpuMsPerNode() float64 {
+	return float64(r.cpu.Microseconds()) / 1000 / float64(r.nodes)
 }
 
 func (r *scale) totalReads() int {
