@@ -436,27 +436,37 @@ func TestSimulatedAzurePublicIP(t *testing.T) {
 // TestAzureRowsWithPods runs the demo's simulated-Azure rows with nicpool running: a
 // route table with next hop None black-holes on-premises for a pod as for its VM, an
 // internal load balancer over the VMs answers the peered VNet with the client's address,
-// and a VM with a public IP is reached from and reaches the internet through it.
+// and a VM with a public IP is reached from and reaches the internet through it; and the
+// pod attachment rows: pods in an internal load balancer's backend pool and a pod with a
+// public IP of its own, by annotation (as the demo shows them).
 func TestAzureRowsWithPods(t *testing.T) {
 	tb := newTestbed(t, 2, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	a := startPods(t, tb, tb.VMs[0], "a", 1, 1)[0]
-	if err := tb.StartProbeServers(ctx, a); err != nil {
+	b := startPods(t, tb, tb.VMs[1], "b", 1, 1)[0]
+	c := startPods(t, tb, tb.VMs[0], "c", 1, 1)[0]
+	if err := tb.StartProbeServers(ctx, a, b, c); err != nil {
 		t.Fatal(err)
 	}
 	setup, err := tb.SetUpAzureRows(ctx, tb.VMs, tb.VMs[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := testbed.RunPaths(ctx, tb.AzurePaths(setup, a), azureWait)
+	wctx, wcancel := context.WithTimeout(ctx, azureWait)
+	defer wcancel()
+	podSetup, err := tb.SetUpPodRows(wctx, c, []*testbed.Pod{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := testbed.RunPaths(ctx, append(tb.AzurePaths(setup, a), tb.PodPaths(podSetup)...), azureWait)
 	t.Logf("\n%s", testbed.FormatMatrix(results))
 	for _, r := range results {
 		if !r.OK() {
 			t.Errorf("%s from %s to %s: saw %q, err %v", r.Name, r.FromName, r.ToName, r.Seen, r.Err)
 		}
 	}
-	if err := tb.CheckInvariants([]*testbed.Pod{a}, 250); err != nil {
+	if err := tb.CheckInvariants([]*testbed.Pod{a, b, c}, 250); err != nil {
 		t.Error(err)
 	}
 }

@@ -11,8 +11,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/nicpool/nicpool/api/v1alpha1"
 	"github.com/nicpool/nicpool/internal/azure"
@@ -28,67 +26,31 @@ type podRows struct {
 	rg  string
 }
 
-// annotate sets (value != "") or removes the pod attachment annotation key of pod p, as
-// kubectl annotate does; the agent watches the pods of its node.
+// annotate sets (value != "") or removes the pod attachment annotation key of pod p; the
+// agent watches the pods of its node.
 func (r *podRows) annotate(t *testing.T, p *testbed.Pod, key, value string) {
 	t.Helper()
-	obj := &corev1.Pod{}
-	if err := r.tb.Env.Client.Get(r.ctx, client.ObjectKey{Namespace: testbed.PodNamespace, Name: p.Name}, obj); err != nil {
+	if err := r.tb.AnnotatePod(r.ctx, p, key, value); err != nil {
 		t.Fatal(err)
-	}
-	base := obj.DeepCopy()
-	if value == "" {
-		delete(obj.Annotations, key)
-	} else {
-		if obj.Annotations == nil {
-			obj.Annotations = map[string]string{}
-		}
-		obj.Annotations[key] = value
-	}
-	if err := r.tb.Env.Client.Patch(r.ctx, obj, client.MergeFrom(base)); err != nil {
-		t.Fatalf("annotate pod %s: %v", p.Name, err)
 	}
 }
 
 // attachment waits until the operator answered the pool's current spec for ip and done
-// holds for ip's status entry (nil: no entry, the IP configuration carries nothing),
-// then until the fabric enforces armsim's state. The operator's pass and the agent's
-// spec write take well under a second on an idle machine; azureWait covers a loaded one.
+// holds for ip's status entry, then until the fabric enforces armsim's state. The
+// agent's spec write and the operator's pass take well under a second on an idle
+// machine; azureWait covers a loaded one.
 func (r *podRows) attachment(t *testing.T, vm *testbed.VM, ip, what string, done func(*v1.IPAttachmentStatus) bool) *v1.IPAttachmentStatus {
 	t.Helper()
-	deadline := time.Now().Add(azureWait)
-	for {
-		pool, err := r.tb.Pool(r.ctx, vm)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var st *v1.IPAttachmentStatus
-		for i := range pool.Status.Attachments {
-			if string(pool.Status.Attachments[i].IP) == ip {
-				st = &pool.Status.Attachments[i]
-			}
-		}
-		if pool.Status.AttachmentsObservedGeneration >= pool.Generation && done(st) {
-			ctx, cancel := context.WithTimeout(r.ctx, azureWait)
-			defer cancel()
-			if err := r.tb.WaitFabric(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := r.tb.FabricError(); err != nil {
-				t.Fatalf("fabric: %v", err)
-			}
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: attachment status of %s on %s = %+v (observed generation %d of %d)", what, ip, vm.Name,
-				st, pool.Status.AttachmentsObservedGeneration, pool.Generation)
-		}
-		time.Sleep(100 * time.Millisecond) // polling the API server, not pacing the system under test
+	ctx, cancel := context.WithTimeout(r.ctx, azureWait)
+	defer cancel()
+	st, err := r.tb.WaitAttachment(ctx, vm, ip, done)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
+	return st
 }
 
-func applied(st *v1.IPAttachmentStatus) bool  { return st != nil && st.State == v1.AttachmentApplied }
-func detached(st *v1.IPAttachmentStatus) bool { return st == nil }
+var applied, detached = testbed.AttachmentApplied, testbed.AttachmentGone
 
 // ipConfig returns the IP configuration of vm's NIC carrying ip, nil if none does.
 func (r *podRows) ipConfig(t *testing.T, vm *testbed.VM, ip string) *armnetwork.InterfaceIPConfiguration {

@@ -13,8 +13,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
+	v1 "github.com/nicpool/nicpool/api/v1alpha1"
 	"github.com/nicpool/nicpool/test/cluster"
 	"github.com/nicpool/nicpool/test/e2e/testbed"
 )
@@ -239,14 +241,14 @@ func (d *demo) matrix(ctx context.Context) error {
 			d.problem("connectivity %s from %s to %s", r.Name, r.FromName, r.ToName)
 		}
 	}
-	return d.azureRows(ctx, a)
+	return d.azureRows(ctx, a, b, c)
 }
 
 // azureRows sets up simulated Azure networking through the SDK (after the standard rows,
 // which it would change) and shows what the fabric enforces: a route table with next hop
 // None for on-premises on the nodes' subnet, an internal load balancer over the VMs, and
 // a public IP on the last VM.
-func (d *demo) azureRows(ctx context.Context, a *testbed.Pod) error {
+func (d *demo) azureRows(ctx context.Context, a, b, c *testbed.Pod) error {
 	tb := d.c.TB
 	last := tb.VMs[len(tb.VMs)-1]
 	step("Simulated Azure networking, set up through the Azure SDK: route table rt-demo (%s -> None) on the nodes' subnet, internal load balancer lb-demo over every VM (TCP probe), public IP pip-demo on %s.",
@@ -255,7 +257,18 @@ func (d *demo) azureRows(ctx context.Context, a *testbed.Pod) error {
 	if err != nil {
 		return err
 	}
-	results := testbed.RunPaths(ctx, tb.AzurePaths(setup, a), 20*time.Second)
+	step("Pod attachments by annotation (docs/pod-attachments.md): internal load balancer lb-pods with %s and %s in its backend pool (%s), and %s with a public IP of its own (%s: create).",
+		a.Name, b.Name, v1.AnnotationLoadBalancerBackendPools, c.Name, v1.AnnotationPublicIP)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // the operator's pass and the fabric take seconds; bounded for a loaded machine
+	defer cancel()
+	podSetup, err := tb.SetUpPodRows(wctx, c, []*testbed.Pod{a, b})
+	if err != nil {
+		return err
+	}
+	if err := d.kubectl(ctx, "get", "nodeippools", "-o", "custom-columns=NODE:.metadata.name,ATTACHMENTS:.status.attachments[*].ip,STATE:.status.attachments[*].state"); err != nil {
+		return err
+	}
+	results := testbed.RunPaths(ctx, append(tb.AzurePaths(setup, a), tb.PodPaths(podSetup)...), 20*time.Second)
 	fmt.Print(testbed.FormatMatrix(results))
 	for _, r := range results {
 		if !r.OK() {
@@ -281,7 +294,8 @@ func (d *demo) matrixPods(ctx context.Context) (a, b, c *testbed.Pod, err error)
 		if err != nil {
 			return nil, err
 		}
-		return &testbed.Pod{Name: shortName(p.Name), VM: n.VM, IP: p.Status.PodIP, NS: &testbed.Namespace{Name: p.Name, NetNS: netns}}, nil
+		return &testbed.Pod{Name: shortName(p.Name), VM: n.VM, IP: p.Status.PodIP, NS: &testbed.Namespace{Name: p.Name, NetNS: netns},
+			Object: &types.NamespacedName{Namespace: p.Namespace, Name: p.Name}}, nil
 	}
 	if a, err = wrap(byNode[n0.Name][0], n0); err != nil {
 		return nil, nil, nil, err

@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // PodNamespace is the Kubernetes namespace of the testbed's pods.
@@ -31,6 +32,17 @@ type Pod struct {
 	NS          *Namespace
 	IP          string
 	Result      *types100.Result
+	// Object is the Pod object's key when it is not {PodNamespace, Name} (pods
+	// a kubelet created).
+	Object *types.NamespacedName
+}
+
+// Key is the key of the pod's Pod object.
+func (p *Pod) Key() types.NamespacedName {
+	if p.Object != nil {
+		return *p.Object
+	}
+	return types.NamespacedName{Namespace: PodNamespace, Name: p.Name}
 }
 
 // StartPod creates the Pod object and the pod's namespace and calls the CNI
