@@ -23,7 +23,11 @@ import (
 // and far above the addresses nicpool hands out.
 const demoFrontend = "10.240.255.200"
 
-var azurePoll = &runtime.PollUntilDoneOptions{Frequency: 50 * time.Millisecond}
+// azurePoll polls the testbed's own SDK calls at the SDK's minimum interval:
+// PollUntilDone refuses anything shorter ("polling frequency minimum is one
+// second") as soon as an operation is still running, which armsim's
+// latency in the demo makes it.
+var azurePoll = &runtime.PollUntilDoneOptions{Frequency: time.Second}
 
 // AzureSetup is what SetUpAzureRows created.
 type AzureSetup struct {
