@@ -317,19 +317,8 @@ func TestSimulatedAzureLoadBalancer(t *testing.T) {
 	onprem := e.tb.Sites["onprem"]
 	const frontend, fePort, bePort, healthPort = "10.240.1.100", 80, 7781, 7780
 	lbID := e.rgID + "loadBalancers/lb-int"
-	lb := armnetwork.LoadBalancer{Location: to.Ptr("westeurope"), Properties: &armnetwork.LoadBalancerPropertiesFormat{
-		FrontendIPConfigurations: []*armnetwork.FrontendIPConfiguration{{Name: to.Ptr("fe"), Properties: &armnetwork.FrontendIPConfigurationPropertiesFormat{
-			Subnet:                    &armnetwork.Subnet{ID: to.Ptr(e.rgID + "virtualNetworks/vnet-e2e/subnets/nodes")},
-			PrivateIPAllocationMethod: to.Ptr(armnetwork.IPAllocationMethodStatic), PrivateIPAddress: to.Ptr(frontend)}}},
-		BackendAddressPools: []*armnetwork.BackendAddressPool{{Name: to.Ptr("web")}},
-		Probes: []*armnetwork.Probe{{Name: to.Ptr("health"), Properties: &armnetwork.ProbePropertiesFormat{
-			Protocol: to.Ptr(armnetwork.ProbeProtocolTCP), Port: to.Ptr[int32](healthPort)}}},
-		LoadBalancingRules: []*armnetwork.LoadBalancingRule{{Name: to.Ptr("web"), Properties: &armnetwork.LoadBalancingRulePropertiesFormat{
-			Protocol: to.Ptr(armnetwork.TransportProtocolTCP), FrontendPort: to.Ptr[int32](fePort), BackendPort: to.Ptr[int32](bePort),
-			FrontendIPConfiguration: &armnetwork.SubResource{ID: to.Ptr(lbID + "/frontendIPConfigurations/fe")},
-			BackendAddressPool:      &armnetwork.SubResource{ID: to.Ptr(lbID + "/backendAddressPools/web")},
-			Probe:                   &armnetwork.SubResource{ID: to.Ptr(lbID + "/probes/health")}}}},
-	}}
+	lb := testbed.InternalLB(testbed.InternalLBSpec{RG: e.rgID, ID: lbID, Frontend: frontend, Pool: "web", Probe: "health", Rule: "web",
+		FrontendPort: fePort, BackendPort: bePort, ProbePort: healthPort})
 	if _, err := e.arm.NewLoadBalancersClient().BeginCreateOrUpdate(e.ctx, testbed.ResourceGroup, "lb-int", lb, nil); err != nil {
 		t.Fatal(err)
 	}

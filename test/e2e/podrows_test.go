@@ -177,19 +177,8 @@ func TestPodAttachmentsWithTraffic(t *testing.T) {
 		const frontend, fePort, bePort, healthPort = "10.240.255.210", 80, 7781, 7780
 		lbID := r.rg + "loadBalancers/lb-pods"
 		pool := lbID + "/backendAddressPools/web"
-		lb := armnetwork.LoadBalancer{Location: to.Ptr("westeurope"), Properties: &armnetwork.LoadBalancerPropertiesFormat{
-			FrontendIPConfigurations: []*armnetwork.FrontendIPConfiguration{{Name: to.Ptr("fe"), Properties: &armnetwork.FrontendIPConfigurationPropertiesFormat{
-				Subnet:                    &armnetwork.Subnet{ID: to.Ptr(r.rg + "virtualNetworks/vnet-e2e/subnets/nodes")},
-				PrivateIPAllocationMethod: to.Ptr(armnetwork.IPAllocationMethodStatic), PrivateIPAddress: to.Ptr(frontend)}}},
-			BackendAddressPools: []*armnetwork.BackendAddressPool{{Name: to.Ptr("web")}},
-			Probes: []*armnetwork.Probe{{Name: to.Ptr("health"), Properties: &armnetwork.ProbePropertiesFormat{
-				Protocol: to.Ptr(armnetwork.ProbeProtocolTCP), Port: to.Ptr[int32](healthPort)}}},
-			LoadBalancingRules: []*armnetwork.LoadBalancingRule{{Name: to.Ptr("web"), Properties: &armnetwork.LoadBalancingRulePropertiesFormat{
-				Protocol: to.Ptr(armnetwork.TransportProtocolTCP), FrontendPort: to.Ptr[int32](fePort), BackendPort: to.Ptr[int32](bePort),
-				FrontendIPConfiguration: &armnetwork.SubResource{ID: to.Ptr(lbID + "/frontendIPConfigurations/fe")},
-				BackendAddressPool:      &armnetwork.SubResource{ID: to.Ptr(pool)},
-				Probe:                   &armnetwork.SubResource{ID: to.Ptr(lbID + "/probes/health")}}}},
-		}}
+		lb := testbed.InternalLB(testbed.InternalLBSpec{RG: r.rg, ID: lbID, Frontend: frontend, Pool: "web", Probe: "health", Rule: "web",
+			FrontendPort: fePort, BackendPort: bePort, ProbePort: healthPort})
 		p, err := f.NewLoadBalancersClient().BeginCreateOrUpdate(ctx, testbed.ResourceGroup, "lb-pods", lb, nil)
 		if err == nil {
 			_, err = p.PollUntilDone(ctx, fastPoll)

@@ -111,18 +111,33 @@ func (tb *Testbed) AzurePaths(s *AzureSetup, a *Pod) []Path {
 }
 
 func demoLB(rg, lbID string) armnetwork.LoadBalancer {
+	return InternalLB(InternalLBSpec{RG: rg, ID: lbID, Frontend: demoFrontend, Pool: "vms", Probe: "tcp", Rule: "probe",
+		FrontendPort: ProbePort, BackendPort: ProbePort, ProbePort: ProbePort})
+}
+
+// InternalLBSpec names an internal load balancer in the nodes' subnet with one
+// backend pool, one TCP probe and one TCP rule.
+type InternalLBSpec struct {
+	RG, ID                               string // resource group ID prefix, the LB's ID
+	Frontend                             string // static private frontend IP
+	Pool, Probe, Rule                    string // names of the pool, probe and rule
+	FrontendPort, BackendPort, ProbePort int32
+}
+
+// InternalLB is the load balancer spec describes, for the SDK's CreateOrUpdate.
+func InternalLB(spec InternalLBSpec) armnetwork.LoadBalancer {
 	return armnetwork.LoadBalancer{Location: to.Ptr("westeurope"), Properties: &armnetwork.LoadBalancerPropertiesFormat{
 		FrontendIPConfigurations: []*armnetwork.FrontendIPConfiguration{{Name: to.Ptr("fe"), Properties: &armnetwork.FrontendIPConfigurationPropertiesFormat{
-			Subnet:                    &armnetwork.Subnet{ID: to.Ptr(rg + "virtualNetworks/vnet-e2e/subnets/nodes")},
-			PrivateIPAllocationMethod: to.Ptr(armnetwork.IPAllocationMethodStatic), PrivateIPAddress: to.Ptr(demoFrontend)}}},
-		BackendAddressPools: []*armnetwork.BackendAddressPool{{Name: to.Ptr("vms")}},
-		Probes: []*armnetwork.Probe{{Name: to.Ptr("tcp"), Properties: &armnetwork.ProbePropertiesFormat{
-			Protocol: to.Ptr(armnetwork.ProbeProtocolTCP), Port: to.Ptr[int32](ProbePort)}}},
-		LoadBalancingRules: []*armnetwork.LoadBalancingRule{{Name: to.Ptr("probe"), Properties: &armnetwork.LoadBalancingRulePropertiesFormat{
-			Protocol: to.Ptr(armnetwork.TransportProtocolTCP), FrontendPort: to.Ptr[int32](ProbePort), BackendPort: to.Ptr[int32](ProbePort),
-			FrontendIPConfiguration: &armnetwork.SubResource{ID: to.Ptr(lbID + "/frontendIPConfigurations/fe")},
-			BackendAddressPool:      &armnetwork.SubResource{ID: to.Ptr(lbID + "/backendAddressPools/vms")},
-			Probe:                   &armnetwork.SubResource{ID: to.Ptr(lbID + "/probes/tcp")}}}},
+			Subnet:                    &armnetwork.Subnet{ID: to.Ptr(spec.RG + "virtualNetworks/vnet-e2e/subnets/nodes")},
+			PrivateIPAllocationMethod: to.Ptr(armnetwork.IPAllocationMethodStatic), PrivateIPAddress: to.Ptr(spec.Frontend)}}},
+		BackendAddressPools: []*armnetwork.BackendAddressPool{{Name: to.Ptr(spec.Pool)}},
+		Probes: []*armnetwork.Probe{{Name: to.Ptr(spec.Probe), Properties: &armnetwork.ProbePropertiesFormat{
+			Protocol: to.Ptr(armnetwork.ProbeProtocolTCP), Port: to.Ptr(spec.ProbePort)}}},
+		LoadBalancingRules: []*armnetwork.LoadBalancingRule{{Name: to.Ptr(spec.Rule), Properties: &armnetwork.LoadBalancingRulePropertiesFormat{
+			Protocol: to.Ptr(armnetwork.TransportProtocolTCP), FrontendPort: to.Ptr(spec.FrontendPort), BackendPort: to.Ptr(spec.BackendPort),
+			FrontendIPConfiguration: &armnetwork.SubResource{ID: to.Ptr(spec.ID + "/frontendIPConfigurations/fe")},
+			BackendAddressPool:      &armnetwork.SubResource{ID: to.Ptr(spec.ID + "/backendAddressPools/" + spec.Pool)},
+			Probe:                   &armnetwork.SubResource{ID: to.Ptr(spec.ID + "/probes/" + spec.Probe)}}}},
 	}}
 }
 
