@@ -24,7 +24,11 @@
 // load balancer frontend (400 PublicIPAddressInUse). Resources in use cannot be deleted
 // (InUseNetworkSecurityGroupCannotBeDeleted, InUseRouteTableCannotBeDeleted,
 // PublicIPAddressCannotBeDeleted, ...). NSGs carry Azure's six default rules. Public IPs
-// are Standard and Static, allocated from Topology.PublicIPRange. Snapshot.Network
+// are Standard and Static, allocated from Topology.PublicIPRange. A subnet PUT sets its
+// serviceEndpoints ([{service, locations}], locations defaulting to the region): a known
+// service (Microsoft.Storage, Microsoft.Sql, ...) at most once, else 400
+// InvalidServiceNameOnServiceEndpoint or DuplicateServiceEndpointOnSubnet; a PUT without
+// them removes them, as a PUT replaces the subnet. Snapshot.Network
 // exposes all of it to the testbed's fabric, which enforces it.
 //
 // Semantics, as Azure: a NIC PUT allocates addresses at once (Dynamic: lowest free address

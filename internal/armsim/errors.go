@@ -72,6 +72,11 @@ const (
 	CodeSecurityRuleInvalidPriority      = "SecurityRuleInvalidPriority"
 	CodeSecurityRuleInvalidPortRange     = "SecurityRuleInvalidPortRange"
 	CodeSecurityRuleInvalidAddressPrefix = "SecurityRuleInvalidAddressPrefix"
+	// CodeInvalidServiceNameOnServiceEndpoint: a subnet's service endpoint names a
+	// service that offers none (armsim's spelling).
+	CodeInvalidServiceNameOnServiceEndpoint = "InvalidServiceNameOnServiceEndpoint"
+	// CodeDuplicateServiceEndpoint: a subnet lists a service endpoint twice (armsim's spelling).
+	CodeDuplicateServiceEndpoint = "DuplicateServiceEndpointOnSubnet"
 	// Route validation.
 	CodeInvalidRouteAddressPrefix = "InvalidRouteAddressPrefix"
 	CodeInvalidNextHopIP          = "InvalidNextHopIpAddress"

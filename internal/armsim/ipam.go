@@ -22,6 +22,7 @@ type subnet struct {
 	vnet       *vnet
 	nsg        string // ID of the subnet's network security group, "" for none
 	routeTable string // ID of the subnet's route table, "" for none
+	endpoints  []serviceEndpoint
 }
 
 // usable reports whether a is an address Azure hands out in p: inside it, and neither

@@ -74,6 +74,9 @@ func renderSubnet(sn *subnet) *armnetwork.Subnet {
 	if sn.routeTable != "" {
 		out.Properties.RouteTable = &armnetwork.RouteTable{ID: to.Ptr(sn.routeTable)}
 	}
+	if len(sn.endpoints) > 0 {
+		out.Properties.ServiceEndpoints = renderServiceEndpoints(sn.endpoints)
+	}
 	return out
 }
 

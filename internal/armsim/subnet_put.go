@@ -13,7 +13,7 @@ import (
 const OpPutSubnet Op = "PutSubnet"
 
 // putSubnet updates an existing subnet's network security group and route table
-// associations, synchronously (200). Creating subnets and changing their prefix are
+// associations and its service endpoints, synchronously (200). Creating subnets and changing their prefix are
 // outside armsim: the topology defines both.
 func (s *Server) putSubnet(w http.ResponseWriter, r *http.Request, p params) *armError {
 	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
@@ -43,7 +43,13 @@ func (s *Server) putSubnet(w http.ResponseWriter, r *http.Request, p params) *ar
 	if aerr != nil {
 		return aerr
 	}
-	sn.nsg, sn.routeTable = nsgID, rtID
+	var eps []serviceEndpoint
+	if body.Properties != nil {
+		if eps, aerr = s.parseServiceEndpoints(sn, body.Properties.ServiceEndpoints); aerr != nil {
+			return aerr
+		}
+	}
+	sn.nsg, sn.routeTable, sn.endpoints = nsgID, rtID, eps
 	s.bumpLocked()
 	writeJSON(w, http.StatusOK, renderSubnet(sn))
 	return nil

@@ -59,6 +59,9 @@ type SubnetSpec struct {
 	NetworkSecurityGroup string `json:"networkSecurityGroup,omitempty"`
 	// RouteTable names a route table in the VNet's resource group associated with the subnet.
 	RouteTable string `json:"routeTable,omitempty"`
+	// ServiceEndpoints names the services (for example Microsoft.Storage) with a service
+	// endpoint on the subnet, in the VNet's region.
+	ServiceEndpoints []string `json:"serviceEndpoints,omitempty"`
 }
 
 // NICSpec describes one network interface attached to a VM.

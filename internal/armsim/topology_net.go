@@ -217,12 +217,19 @@ func (s *Server) loadSubnetAssociations(t *Topology) error {
 			if ss.RouteTable != "" {
 				pr.RouteTable = &armnetwork.RouteTable{ID: to.Ptr(s.resID(vs.ResourceGroup, typeRouteTable, ss.RouteTable))}
 			}
+			for _, svc := range ss.ServiceEndpoints {
+				pr.ServiceEndpoints = append(pr.ServiceEndpoints, &armnetwork.ServiceEndpointPropertiesFormat{Service: to.Ptr(svc)})
+			}
 			sn := v.subnets[i]
 			nsgID, rtID, aerr := s.parseSubnetAssociations(sn, pr)
 			if aerr != nil {
 				return fmt.Errorf("subnet %s: %w", sn.id, aerr)
 			}
-			sn.nsg, sn.routeTable = nsgID, rtID
+			eps, aerr := s.parseServiceEndpoints(sn, pr.ServiceEndpoints)
+			if aerr != nil {
+				return fmt.Errorf("subnet %s: %w", sn.id, aerr)
+			}
+			sn.nsg, sn.routeTable, sn.endpoints = nsgID, rtID, eps
 		}
 	}
 	return nil

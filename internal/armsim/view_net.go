@@ -36,6 +36,9 @@ type SubnetState struct {
 	ID, VNetID          string
 	Prefix              netip.Prefix
 	NSGID, RouteTableID string
+	// ServiceEndpoints are the services with a service endpoint on the subnet, in
+	// Azure's spelling (ServiceStorage), sorted.
+	ServiceEndpoints []string
 }
 
 // LBState is a load balancer in a NetworkState: frontends with their address, pools
@@ -69,7 +72,8 @@ func (s *Server) snapshotNetworkLocked() NetworkState {
 	for _, v := range s.vnets {
 		st.VNets = append(st.VNets, VNetState{ID: lower(v.id), AddressSpace: v.space, Connected: v.connected})
 		for _, sn := range v.subnets {
-			st.Subnets = append(st.Subnets, SubnetState{ID: lower(sn.id), VNetID: lower(v.id), Prefix: sn.prefix, NSGID: lower(sn.nsg), RouteTableID: lower(sn.routeTable)})
+			st.Subnets = append(st.Subnets, SubnetState{ID: lower(sn.id), VNetID: lower(v.id), Prefix: sn.prefix, NSGID: lower(sn.nsg), RouteTableID: lower(sn.routeTable),
+				ServiceEndpoints: endpointServiceNames(sn.endpoints)})
 		}
 	}
 	sort.Slice(st.VNets, func(i, j int) bool { return st.VNets[i].ID < st.VNets[j].ID })
