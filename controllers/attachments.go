@@ -169,7 +169,11 @@ func (r *PoolReconciler) prepareAttachments(pool *nicpoolv1.NodeIPPool, nic *arm
 			r.refuseAttachment(pool, ap, ip, want, ReasonPublicIPUnavailable, "this operator has no public IP client: it cannot create public IPs", now)
 			continue
 		}
-		if f := r.refusals.get(pool.Name, ip, want); f != nil {
+		if f := r.refusals.get(pool.Name, ip, want); f != nil && rechecked(f.reason) {
+			// Checked afresh above and passed: the NIC's ASGs or the other
+			// requests changed since, so the request waits for no retry.
+			r.refusals.clear(pool.Name, ip)
+		} else if f != nil {
 			ap.refused[ip] = [2]string{f.reason, f.msg}
 			if now.Before(f.until) {
 				ap.hold[ip] = true
@@ -177,6 +181,23 @@ func (r *PoolReconciler) prepareAttachments(pool *nicpoolv1.NodeIPPool, nic *arm
 		}
 	}
 	return ap
+}
+
+// rechecked reports whether a refusal's reason is one prepareAttachments
+// checks on every pass from the NIC and the pool's requests.
+func rechecked(reason string) bool {
+	return reason == ReasonASGsPerNIC || reason == ReasonPublicIPAskedTwice
+}
+
+// asksASGs reports whether a request of the pass names ASGs: its Applied or
+// Refused depends on the NIC's ASGs, which others may change.
+func (ap *attachPass) asksASGs() bool {
+	for _, w := range ap.wants {
+		if len(w.ASGs) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // refuse holds ip's request for this pass and remembers why.

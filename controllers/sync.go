@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -84,6 +85,13 @@ func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool
 	}
 	if err == nil && res.IsZero() && (o.limitReason == nicpoolv1.ReasonVNetLimit || o.limitReason == nicpoolv1.ReasonSubnetFull) {
 		res = ctrl.Result{RequeueAfter: r.LimitRetry}
+	}
+	if ttl := cmp.Or(r.knownTTL, defaultKnownNICTTL); err == nil && sp.attach.asksASGs() && (res.IsZero() || res.RequeueAfter > ttl) {
+		// An administrator may move the NIC to other ASGs (all its IP
+		// configurations at once, as Azure requires) and ARM tells no one:
+		// pass again once the remembered NIC is too old to stand in for a
+		// read, so Applied/Refused follows the NIC's ASGs.
+		res = ctrl.Result{RequeueAfter: ttl}
 	}
 	return res, err
 }
