@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -122,9 +123,10 @@ type attachPass struct {
 	settled bool
 }
 
-// prepareAttachments resolves the pool's spec.attachments against the NIC
+// prepareAttachments resolves the pool's spec.attachments, merged with the
+// Service backend pools its IPs belong in (svcPools, by IP), against the NIC
 // (subscription rules, "create", refusals waiting for their retry).
-func (r *PoolReconciler) prepareAttachments(pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, now time.Time) *attachPass {
+func (r *PoolReconciler) prepareAttachments(pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, svcPools map[string][]string, now time.Time) *attachPass {
 	ap := &attachPass{wants: map[string]attachment{}, pods: map[string]*nicpoolv1.PodReference{},
 		hold: map[string]bool{}, refused: map[string][2]string{}, creates: map[string]string{}, created: map[string]string{}}
 	for _, st := range pool.Status.Attachments {
@@ -135,14 +137,19 @@ func (r *PoolReconciler) prepareAttachments(pool *nicpoolv1.NodeIPPool, nic *arm
 	nicSub := subscriptionOf(pool.Status.NICID)
 	ap.nicASGs = nicsync.NICASGs(nic)
 	pipOwner := map[string]string{}
+	asked := map[string]bool{}
 	for _, e := range pool.Spec.Attachments {
 		ip := string(e.IP)
 		ap.pods[ip] = e.Pod
-		if e.Empty() {
+		asked[ip] = true
+		if e.Empty() && len(svcPools[ip]) == 0 {
 			r.refusals.clear(pool.Name, ip)
 			continue
 		}
 		want := attachment{ASGs: attach.Strings(e.ApplicationSecurityGroups), Pools: attach.Strings(e.LoadBalancerBackendAddressPools), PublicIP: string(e.PublicIPAddress)}
+		// A pod's own backend pools and those of the Services it serves
+		// ride together (docs/services.md).
+		want.Pools = unionIDs(want.Pools, svcPools[ip])
 		if want.PublicIP == nicpoolv1.PublicIPCreate {
 			uid := ""
 			if e.Pod != nil {
@@ -151,33 +158,11 @@ func (r *PoolReconciler) prepareAttachments(pool *nicpoolv1.NodeIPPool, nic *arm
 			want.PublicIP = createdPublicIPID(pool.Status.NICID, pool.Name, ip, uid)
 			ap.creates[ip] = want.PublicIP
 		}
-		ap.wants[ip] = want
-		if reason, msg := checkAttachment(want, nicSub, ap.nicASGs); reason != "" {
-			r.refuseAttachment(pool, ap, ip, want, reason, msg, now)
-			continue
-		}
-		if want.PublicIP != "" {
-			k := strings.ToLower(want.PublicIP)
-			if other, dup := pipOwner[k]; dup {
-				r.refuseAttachment(pool, ap, ip, want, ReasonPublicIPAskedTwice, fmt.Sprintf(
-					"public IP %s is asked for by IP %s too; a public IP serves one IP configuration", want.PublicIP, other), now)
-				continue
-			}
-			pipOwner[k] = ip
-		}
-		if ap.creates[ip] != "" && r.PublicIPs == nil {
-			r.refuseAttachment(pool, ap, ip, want, ReasonPublicIPUnavailable, "this operator has no public IP client: it cannot create public IPs", now)
-			continue
-		}
-		if f := r.refusals.get(pool.Name, ip, want); f != nil && rechecked(f.reason) {
-			// Checked afresh above and passed: the NIC's ASGs or the other
-			// requests changed since, so the request waits for no retry.
-			r.refusals.clear(pool.Name, ip)
-		} else if f != nil {
-			ap.refused[ip] = [2]string{f.reason, f.msg}
-			if now.Before(f.until) {
-				ap.hold[ip] = true
-			}
+		r.decideAttachment(pool, ap, ip, want, nicSub, pipOwner, now)
+	}
+	for ip, pools := range svcPools {
+		if !asked[ip] && len(pools) > 0 {
+			r.decideAttachment(pool, ap, ip, attachment{Pools: unionIDs(nil, pools)}, nicSub, pipOwner, now)
 		}
 	}
 	return ap
@@ -198,6 +183,51 @@ func (ap *attachPass) asksASGs() bool {
 		}
 	}
 	return false
+}
+
+// decideAttachment records ip's resolved request and holds it when a rule
+// or a refusal waiting for its retry says so.
+func (r *PoolReconciler) decideAttachment(pool *nicpoolv1.NodeIPPool, ap *attachPass, ip string, want attachment, nicSub string, pipOwner map[string]string, now time.Time) {
+	ap.wants[ip] = want
+	if reason, msg := checkAttachment(want, nicSub, ap.nicASGs); reason != "" {
+		r.refuseAttachment(pool, ap, ip, want, reason, msg, now)
+		return
+	}
+	if want.PublicIP != "" {
+		k := strings.ToLower(want.PublicIP)
+		if other, dup := pipOwner[k]; dup {
+			r.refuseAttachment(pool, ap, ip, want, ReasonPublicIPAskedTwice, fmt.Sprintf(
+				"public IP %s is asked for by IP %s too; a public IP serves one IP configuration", want.PublicIP, other), now)
+			return
+		}
+		pipOwner[k] = ip
+	}
+	if ap.creates[ip] != "" && r.PublicIPs == nil {
+		r.refuseAttachment(pool, ap, ip, want, ReasonPublicIPUnavailable, "this operator has no public IP client: it cannot create public IPs", now)
+		return
+	}
+	if f := r.refusals.get(pool.Name, ip, want); f != nil && rechecked(f.reason) {
+		// Checked afresh above and passed: the NIC's ASGs or the other
+		// requests changed since, so the request waits for no retry.
+		r.refusals.clear(pool.Name, ip)
+	} else if f != nil {
+		ap.refused[ip] = [2]string{f.reason, f.msg}
+		if now.Before(f.until) {
+			ap.hold[ip] = true
+		}
+	}
+}
+
+// unionIDs returns a followed by the IDs of b it lacks (compared as ARM
+// compares IDs, case-insensitively).
+func unionIDs(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, id := range b {
+		if !slices.ContainsFunc(out, func(x string) bool { return strings.EqualFold(strings.Trim(x, "/"), strings.Trim(id, "/")) }) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // refuse holds ip's request for this pass and remembers why.

@@ -38,8 +38,30 @@ type Options struct {
 	Scope Scope
 	// Azure configures the ARM client.
 	Azure azure.Config
+	// ServiceLB configures Services of type LoadBalancer (opt-in).
+	ServiceLB ServiceLBOptions
 
 	authMode string
+}
+
+// ServiceLBOptions configures the Service controller: Services of type
+// LoadBalancer with nicpool's loadBalancerClass, served by Azure load
+// balancers whose backend pools hold the pods' IP configurations.
+type ServiceLBOptions struct {
+	// Enabled turns the Service controller on.
+	Enabled bool
+	// SubnetID is the subnet internal frontends take their address from
+	// (unless a Service names another of its VNet); its VNet is the one
+	// the load balancers serve.
+	SubnetID string
+	// ResourceGroup holds the load balancers and the public IPs created for
+	// Services (default: the subnet's).
+	ResourceGroup string
+	// Name is the public load balancer's name; the internal one is Name
+	// with "-internal" appended.
+	Name string
+	// Location is the load balancers' region (default: the VNet's).
+	Location string
 }
 
 // DefaultOptions returns the defaults the flags start from.
@@ -48,6 +70,7 @@ func DefaultOptions() Options {
 		PerVMLimit: nicpoolv1.MaxIPsPerNode, PerVNetLimit: nicpoolv1.MaxIPsPerVNet, Workers: 10,
 		MetricsAddr: ":8080", ProbeAddr: ":8081", LeaderElectionNamespace: "",
 		LimitRetry: 30 * time.Second, PendingRetry: 2 * time.Second, ThrottleRetry: 10 * time.Second,
+		ServiceLB: ServiceLBOptions{Name: "nicpool"},
 		Azure: azure.Config{
 			Auth: azure.AuthDefault, LROTimeout: time.Second,
 			ReadQPS: azure.DefaultReadQPS, ReadBurst: azure.DefaultReadBurst,
@@ -78,6 +101,12 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.authMode, "auth-mode", o.authMode, "ARM credential: default, workload-identity, managed-identity or none (loopback endpoints only)")
 	fs.StringVar(&o.Azure.ClientID, "client-id", o.Azure.ClientID, "client ID of the managed or workload identity")
 	fs.StringVar(&o.Azure.TenantID, "tenant-id", o.Azure.TenantID, "Entra tenant ID")
+	fs.BoolVar(&o.ServiceLB.Enabled, "service-load-balancers", o.ServiceLB.Enabled,
+		"serve Services of type LoadBalancer with loadBalancerClass "+LoadBalancerClass+" through Azure load balancers whose backend pools hold the pods' IPs")
+	fs.StringVar(&o.ServiceLB.SubnetID, "service-lb-subnet", o.ServiceLB.SubnetID, "ID of the subnet internal Service frontends take their address from (required with --service-load-balancers)")
+	fs.StringVar(&o.ServiceLB.ResourceGroup, "service-lb-resource-group", o.ServiceLB.ResourceGroup, "resource group of the Services' load balancers and public IPs (default: the subnet's)")
+	fs.StringVar(&o.ServiceLB.Name, "service-lb-name", o.ServiceLB.Name, `name of the public load balancer; the internal one is this name with "-internal" appended`)
+	fs.StringVar(&o.ServiceLB.Location, "service-lb-location", o.ServiceLB.Location, "region of the Services' load balancers (default: the subnet's VNet's)")
 	fs.Float64Var(&o.Azure.ReadQPS, "read-qps", o.Azure.ReadQPS, "client-side ARM read rate (per second)")
 	fs.IntVar(&o.Azure.ReadBurst, "read-burst", o.Azure.ReadBurst, "client-side ARM read burst")
 	fs.Float64Var(&o.Azure.WriteQPS, "write-qps", o.Azure.WriteQPS, "client-side ARM write rate (per second)")
@@ -102,6 +131,14 @@ func (o *Options) Validate() error {
 	}
 	if o.LimitRetry <= 0 || o.PendingRetry <= 0 || o.ThrottleRetry <= 0 {
 		errs = append(errs, errors.New("--limit-retry-interval and --pending-poll-interval must be positive"))
+	}
+	if o.ServiceLB.Enabled {
+		if _, err := newServiceLBs(o.ServiceLB); err != nil {
+			errs = append(errs, err)
+		}
+		if o.ServiceLB.Name == "" {
+			errs = append(errs, errors.New("--service-lb-name must not be empty"))
+		}
 	}
 	if err := o.Scope.validate(); err != nil {
 		errs = append(errs, err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -65,6 +66,9 @@ type PoolReconciler struct {
 	// PublicIPs creates and deletes the public IPs pods ask the operator to
 	// create; nil refuses such requests.
 	PublicIPs PublicIPAPI
+	// Services, when set, says which Service backend pools the pool's IPs
+	// belong in (Services of type LoadBalancer, docs/services.md); nil: none.
+	Services *serviceBackends
 
 	// newName names new IP configurations (tests may replace it).
 	newName func() string
@@ -262,14 +266,20 @@ func (r *PoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.claims = newNICClaims()
 	}
 	r.Ledger.wake, r.claims.wake = wake, wake
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("nodeippool").
 		For(&nicpoolv1.NodeIPPool{}, builder.WithPredicates(observeDemand(r.Ledger, r.PerVMLimit), predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{},
 			predicate.AnnotationChangedPredicate{}, deletionPredicate{}))).
 		Watches(&corev1.Node{}, &handler.EnqueueRequestForObject{}, builder.WithPredicates(nodeEvents{})).
-		WatchesRawSource(source.Channel(woken, &handler.EnqueueRequestForObject{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
+		WatchesRawSource(source.Channel(woken, &handler.EnqueueRequestForObject{}))
+	if r.Services != nil {
+		// Endpoints of nicpool's Services move memberships on the nodes
+		// that hold them: their pools are woken.
+		b = b.Watches(&discoveryv1.EndpointSlice{}, slicePools(mgr.GetCache())).
+			Watches(&corev1.Service{}, servicePools(mgr.GetCache()))
+	}
+	return b.WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Complete(r)
 }
 

@@ -1,8 +1,11 @@
 package controllers
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -36,6 +39,13 @@ func setup(mgr ctrl.Manager, opts Options, nics NICAPI, tweak func(*PoolReconcil
 	if pips, ok := nics.(PublicIPAPI); ok {
 		pools.PublicIPs = pips
 	}
+	if opts.ServiceLB.Enabled {
+		svcs, err := setupServices(mgr, opts.ServiceLB, nics)
+		if err != nil {
+			return nil, err
+		}
+		pools.Services = svcs
+	}
 	if tweak != nil {
 		tweak(pools)
 	}
@@ -53,6 +63,27 @@ func setup(mgr ctrl.Manager, opts Options, nics NICAPI, tweak func(*PoolReconcil
 		return nil, fmt.Errorf("add readiness check: %w", err)
 	}
 	return ledger, nil
+}
+
+// setupServices registers the Service controller and the EndpointSlice
+// index pool passes look memberships up in, and returns their lookup.
+func setupServices(mgr ctrl.Manager, opts ServiceLBOptions, nics NICAPI) (*serviceBackends, error) {
+	names, err := newServiceLBs(opts)
+	if err != nil {
+		return nil, err
+	}
+	lbs, ok := nics.(LoadBalancerAPI)
+	if !ok {
+		return nil, errors.New("service load balancers: the ARM client has no load balancer operations")
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &discoveryv1.EndpointSlice{}, readyEndpointIPIndex, readyEndpointIPs); err != nil {
+		return nil, fmt.Errorf("index endpointslices by ready address: %w", err)
+	}
+	svc := &ServiceReconciler{Client: mgr.GetClient(), LBs: lbs, Recorder: mgr.GetEventRecorder("nicpool-operator"), names: names}
+	if err := svc.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up service controller: %w", err)
+	}
+	return &serviceBackends{reader: mgr.GetCache(), names: names}, nil
 }
 
 // leaderElectionID names the Lease the operator's replicas compete for.

@@ -45,18 +45,22 @@ type syncPass struct {
 func (r *PoolReconciler) syncNIC(ctx context.Context, pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface, o *outcome) (ctrl.Result, error) {
 	released, published := agentView(pool)
 	requested := int(pool.Spec.RequestedIPCount)
+	svcPools, err := r.serviceWants(ctx, pool)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	sp := &syncPass{
 		vnet: pool.Status.VNetID, subnetID: pool.Status.SubnetID, released: released, published: published,
 		requested: requested, want: min(requested, r.PerVMLimit), full: azure.KindOther,
 		maxAdds: r.subnets.maxAdds(pool.Status.SubnetID, time.Now(), r.subnetRoomTTL()),
-		attach:  r.prepareAttachments(pool, nic, time.Now()),
+		attach:  r.prepareAttachments(pool, nic, svcPools, time.Now()),
 	}
 	o.attach = sp.attach
 	if err := r.createPublicIPs(ctx, pool, nic, sp.attach); err != nil {
 		return ctrl.Result{}, err
 	}
 	w := &poolWrite{r: r, ctx: ctx, pool: pool, sp: sp, o: o}
-	nic, err := nicsync.Write(ctx, r.NICs, nic, sp.subnetID, w)
+	nic, err = nicsync.Write(ctx, r.NICs, nic, sp.subnetID, w)
 	if w.abort {
 		r.known.forget(deref(nic.ID))
 		return w.res, err
