@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -91,6 +92,13 @@ func (r *PoolReconciler) recordIdentity(ctx context.Context, pool *nicpoolv1.Nod
 	st.PrimaryIP = nicpoolv1.IPv4Address(deref(primary.Properties.PrivateIPAddress))
 	subnetID := *primary.Properties.Subnet.ID
 	if !first && st.SubnetID == subnetID && st.SubnetCIDR != "" && st.VNetID != "" {
+		// Service endpoints change when the network administrator enables
+		// them: follow them through the cached subnet read (one ARM read per
+		// subnet per cache period), keeping the last ones when the read fails
+		// so a throttled read never holds the NIC reconcile back.
+		if subnet, err := r.NICs.GetSubnet(ctx, subnetID); err == nil {
+			st.SubnetServiceEndpoints = serviceEndpoints(subnet)
+		}
 		return nil
 	}
 	vnetID, err := azure.VNetIDFromSubnetID(subnetID)
@@ -106,6 +114,7 @@ func (r *PoolReconciler) recordIdentity(ctx context.Context, pool *nicpoolv1.Nod
 		return err
 	}
 	st.SubnetID, st.VNetID, st.SubnetCIDR = subnetID, vnetID, nicpoolv1.IPv4CIDR(subnetCIDR(subnet))
+	st.SubnetServiceEndpoints = serviceEndpoints(subnet)
 	if vnet.Properties != nil && vnet.Properties.AddressSpace != nil {
 		st.VNetAddressSpace = nil
 		for _, p := range vnet.Properties.AddressSpace.AddressPrefixes {
@@ -123,6 +132,29 @@ func (r *PoolReconciler) recordIdentity(ctx context.Context, pool *nicpoolv1.Nod
 	}
 	pool.ResourceVersion = identity.ResourceVersion
 	return nil
+}
+
+// serviceEndpoints returns the subnet's service endpoints in status form,
+// sorted by service; nil when it has none.
+func serviceEndpoints(s *armnetwork.Subnet) []nicpoolv1.SubnetServiceEndpoint {
+	if s == nil || s.Properties == nil {
+		return nil
+	}
+	var out []nicpoolv1.SubnetServiceEndpoint
+	for _, e := range s.Properties.ServiceEndpoints {
+		if e == nil || e.Service == nil || *e.Service == "" {
+			continue
+		}
+		ep := nicpoolv1.SubnetServiceEndpoint{Service: *e.Service}
+		for _, l := range e.Locations {
+			if l != nil && *l != "" {
+				ep.Locations = append(ep.Locations, *l)
+			}
+		}
+		out = append(out, ep)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
+	return out
 }
 
 // subnetCIDR returns the subnet's (first) IPv4 prefix.

@@ -81,11 +81,13 @@ func snatLoop(ctx context.Context, o Options, d Deps, alloc *ipam.Allocator, log
 		lastError string
 		lastSync  time.Time
 	)
+	// Validate has checked the flag: an error cannot happen here.
+	services, _ := parseServiceEndpointPrefixes(o.ServiceEndpointPrefixes)
 	for {
 		delay := o.SNATInterval
 		changed := alloc.Changed()
 		p := alloc.Pool()
-		want := append(slices.Clone(p.VNetAddressSpace), o.NonMasqueradeCIDRs...)
+		want := nonMasqueradeCIDRs(p, o.NonMasqueradeCIDRs, services)
 		public := slices.Sorted(slices.Values(p.OwnPublicIP))
 		if p.PrimaryIP != "" && len(p.VNetAddressSpace) > 0 {
 			rebuilt := false

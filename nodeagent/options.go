@@ -60,6 +60,9 @@ type Options struct {
 	ShowVersion        bool
 	PoolSource         string
 	Standalone         StandaloneOptions
+
+	// ServiceEndpointPrefixes are --service-endpoint-prefixes' values.
+	ServiceEndpointPrefixes []string
 }
 
 // DefaultOptions returns the defaults the flags start from.
@@ -105,6 +108,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.GCGrace, "gc-grace", o.GCGrace, "how long a pod must be missing before its IP is released")
 	fs.DurationVar(&o.CNIGCMinAge, "cni-gc-min-age", o.CNIGCMinAge, "allocations younger than this survive the runtime's CNI GC (their ADD may be in flight)")
 	fs.StringSliceVar(&o.NonMasqueradeCIDRs, "non-masquerade-cidrs", o.NonMasqueradeCIDRs, "destinations reached without SNAT besides the VNet (peered VNets, on-premises)")
+	fs.StringArrayVar(&o.ServiceEndpointPrefixes, "service-endpoint-prefixes", o.ServiceEndpointPrefixes, "Service=cidr[,cidr...], repeatable: the public prefixes of an Azure service (for example Microsoft.Storage=<the Storage.<Region> service tag's prefixes>) reached without SNAT when the node's subnet has that service endpoint enabled (NodeIPPool status.subnetServiceEndpoints), so the service sees the pod's VNet address")
 	fs.StringVar(&o.IPForwardSysctl, "ip-forward-sysctl", o.IPForwardSysctl, "the host's net.ipv4.ip_forward file the agent sets to 1 (routing pod traffic needs it); a container sees /proc/sys read-only, so the DaemonSet mounts the host's /proc/sys/net/ipv4 elsewhere and names the file there")
 	fs.StringVar(&o.CNIBinDir, "cni-bin-dir", o.CNIBinDir, "host directory of CNI binaries")
 	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", o.CNIConfDir, "host directory of CNI configuration")
@@ -155,6 +159,9 @@ func (o *Options) Validate() error {
 		if p, err := netip.ParsePrefix(c); err != nil || !p.Addr().Is4() {
 			errs = append(errs, fmt.Errorf("--non-masquerade-cidrs: %q is not an IPv4 CIDR", c))
 		}
+	}
+	if _, err := parseServiceEndpointPrefixes(o.ServiceEndpointPrefixes); err != nil {
+		errs = append(errs, err)
 	}
 	for name, p := range map[string]string{"--socket": o.SocketPath, "--state-dir": o.StateDir, "--cni-bin-dir": o.CNIBinDir, "--cni-conf-dir": o.CNIConfDir, "--cni-binary": o.CNIBinary, "--ip-forward-sysctl": o.IPForwardSysctl} {
 		if !filepath.IsAbs(p) {

@@ -87,6 +87,22 @@ type PoolIP struct {
 	IPConfiguration string `json:"ipConfiguration"`
 }
 
+// SubnetServiceEndpoint is one VNet service endpoint of the pool's subnet.
+type SubnetServiceEndpoint struct {
+	// service is the Azure service, for example Microsoft.Storage.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9.]*$`
+	Service string `json:"service"`
+
+	// locations are the regions the endpoint covers ("*" for all).
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=64
+	Locations []string `json:"locations,omitempty"`
+}
+
 // NodeIPPoolStatus is the observed state of the pool. Only the operator
 // writes it.
 type NodeIPPoolStatus struct {
@@ -123,6 +139,21 @@ type NodeIPPoolStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=64
 	VNetAddressSpace []IPv4CIDR `json:"vnetAddressSpace,omitempty"`
+
+	// subnetServiceEndpoints are the VNet service endpoints enabled on the
+	// subnet (for example Microsoft.Storage), as ARM reported them on the
+	// operator's last pass for the pool (a subnet read cached for 30
+	// seconds; a pass runs when the pool or its Node changes, so annotate the
+	// pool to pick up an endpoint enabled later). The node agent sends pod traffic to the
+	// prefixes it is configured with for these services
+	// (--service-endpoint-prefixes) without SNAT, so the service sees the
+	// pod's own VNet address. Enabling an endpoint is the network
+	// administrator's job; the operator only reads it.
+	// +optional
+	// +listType=map
+	// +listMapKey=service
+	// +kubebuilder:validation:MaxItems=32
+	SubnetServiceEndpoints []SubnetServiceEndpoint `json:"subnetServiceEndpoints,omitempty"`
 
 	// primaryIP is the private IP of the NIC's primary IP configuration, the
 	// node's own address; pod traffic leaving the VNet is masqueraded to it.

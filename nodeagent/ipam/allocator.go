@@ -46,6 +46,8 @@ type PoolState struct {
 	PrimaryIP string
 	// VNetAddressSpace is status.vnetAddressSpace.
 	VNetAddressSpace []string
+	// ServiceEndpoints are the services of status.subnetServiceEndpoints.
+	ServiceEndpoints []string
 	// FairShare is status.fairShareIPCount: the operator's cap from the
 	// VNet's fair share while it binds the pool, nil otherwise.
 	FairShare *int

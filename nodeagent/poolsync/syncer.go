@@ -275,6 +275,9 @@ func StateOf(np *nicpoolv1.NodeIPPool) ipam.PoolState {
 	for _, cidr := range np.Status.VNetAddressSpace {
 		st.VNetAddressSpace = append(st.VNetAddressSpace, string(cidr))
 	}
+	for _, e := range np.Status.SubnetServiceEndpoints {
+		st.ServiceEndpoints = append(st.ServiceEndpoints, e.Service)
+	}
 	for _, ip := range np.Status.IPs {
 		st.IPs = append(st.IPs, string(ip.IP))
 	}
