@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/nicpool/nicpool/api/v1alpha1"
@@ -95,6 +97,18 @@ func (tb *Testbed) Pool(ctx context.Context, vm *VM) (*v1.NodeIPPool, error) {
 		return nil, fmt.Errorf("get pool %s: %w", vm.Name, err)
 	}
 	return pool, nil
+}
+
+// TouchPool sets an annotation on a VM's pool, which makes the operator pass over it
+// (as `kubectl annotate nodeippool` does): it follows the subnet's service endpoints
+// on its passes.
+func (tb *Testbed) TouchPool(ctx context.Context, vm *VM) error {
+	pool := &v1.NodeIPPool{ObjectMeta: metav1.ObjectMeta{Name: vm.Name}}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{"e2e.nicpool.io/touched":%q}}}`, time.Now().Format(time.RFC3339Nano))
+	if err := tb.Env.Client.Patch(ctx, pool, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+		return fmt.Errorf("annotate pool %s: %w", vm.Name, err)
+	}
+	return nil
 }
 
 // NICIPCount is the number of nicpool IP configurations on a VM's NIC.

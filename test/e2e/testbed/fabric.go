@@ -40,10 +40,15 @@ const (
 	// appliance must sit outside the subnets whose routes point at it.
 	ApplianceCIDR    = "10.241.0.0/24"
 	ApplianceGateway = "10.241.0.1"
-	PeerCIDR         = "10.250.0.0/16"
-	OnPremCIDR       = "192.168.50.0/24"
-	InternetCIDR     = "203.0.113.0/24"
-	internetLinkNm   = "f-inet"
+	// OtherSubnetCIDR is a third address space of the VNet holding the subnet
+	// "nodes-b" of Config.OtherSubnetVMs.
+	OtherSubnetCIDR    = "10.242.0.0/24"
+	OtherSubnetGateway = "10.242.0.1"
+	OtherSubnetName    = "nodes-b"
+	PeerCIDR           = "10.250.0.0/16"
+	OnPremCIDR         = "192.168.50.0/24"
+	InternetCIDR       = "203.0.113.0/24"
+	internetLinkNm     = "f-inet"
 )
 
 // fabric is the namespace standing for Azure's SDN: it delivers traffic for
@@ -63,6 +68,9 @@ type fabric struct {
 	enforced       uint64          // armsim version whose state is enforced
 	enforcedHealth map[string]bool // health the enforced rules were built from
 	enforcedCh     chan struct{}   // closed and replaced on each enforce
+
+	// storage is set once the storage site exists (before the fabric follows armsim).
+	storage bool
 
 	policyMu  sync.Mutex // serialises enforce; guards the fields below
 	policy    *policy
@@ -89,12 +97,14 @@ func newFabric(n *Namespace) (*fabric, error) {
 		if err := addAddr(lo, VNetGateway+"/32"); err != nil {
 			return err
 		}
-		if err := addAddr(lo, ApplianceGateway+"/32"); err != nil {
-			return err
-		}
-		_, appliances, _ := net.ParseCIDR(ApplianceCIDR)
-		if err := netlink.RouteAdd(&netlink.Route{Dst: appliances, Type: unixRTNBlackhole}); err != nil {
-			return fmt.Errorf("blackhole %s: %w", ApplianceCIDR, err)
+		for _, sn := range [][2]string{{ApplianceGateway, ApplianceCIDR}, {OtherSubnetGateway, OtherSubnetCIDR}} {
+			if err := addAddr(lo, sn[0]+"/32"); err != nil {
+				return err
+			}
+			_, prefix, _ := net.ParseCIDR(sn[1])
+			if err := netlink.RouteAdd(&netlink.Route{Dst: prefix, Type: unixRTNBlackhole}); err != nil {
+				return fmt.Errorf("blackhole %s: %w", sn[1], err)
+			}
 		}
 		if err := installHooks(); err != nil {
 			return err
@@ -165,20 +175,33 @@ func (f *fabric) connect(other *Namespace, fabName, addr, gw, fabAddr string) (n
 // answers back in, like a VNet without public IPs behind Azure's default
 // outbound access.
 func (f *fabric) allowInternet(primaryIPs []string) error {
+	links := []string{internetLinkNm}
+	if f.storage {
+		// Storage's public endpoint is reached as internet traffic, except over a
+		// service endpoint (accepted by the policy's chain before these rules).
+		links = append(links, storageLinkNm)
+	}
 	err := f.ns.Do(func(ns.NetNS) error {
 		ipt, err := iptables.New()
 		if err != nil {
 			return fmt.Errorf("iptables in fabric: %w", err)
 		}
 		rules := [][]string{}
-		for _, ip := range primaryIPs {
-			rules = append(rules, []string{"-o", internetLinkNm, "-s", ip + "/32", "-j", "ACCEPT"})
+		if f.storage {
+			// Anyone on the internet reaches Storage's public endpoint (its
+			// firewall decides), without address translation.
+			rules = append(rules, []string{"-i", internetLinkNm, "-o", storageLinkNm, "-j", "ACCEPT"})
 		}
-		rules = append(rules,
-			[]string{"-o", internetLinkNm, "-j", "DROP"},
-			[]string{"-i", internetLinkNm, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"},
-			[]string{"-i", internetLinkNm, "-j", "DROP"},
-		)
+		for _, link := range links {
+			for _, ip := range primaryIPs {
+				rules = append(rules, []string{"-o", link, "-s", ip + "/32", "-j", "ACCEPT"})
+			}
+			rules = append(rules,
+				[]string{"-o", link, "-j", "DROP"},
+				[]string{"-i", link, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"},
+				[]string{"-i", link, "-j", "DROP"},
+			)
+		}
 		for _, r := range rules {
 			if err := ipt.Append("filter", "FORWARD", r...); err != nil {
 				return fmt.Errorf("fabric rule %v: %w", r, err)

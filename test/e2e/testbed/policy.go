@@ -63,6 +63,8 @@ type policyInput struct {
 	links  map[string]string // lower-case NIC ID -> fabric link of its VM
 	health map[string]bool   // probeTarget.key() -> healthy (absent: not yet probed, no flows)
 	gen    int
+	// storage is set when the testbed has the storage site (Config.Storage).
+	storage bool
 }
 
 // buildPolicy computes the rule set for in; it is a pure function so tests can read it.
@@ -146,6 +148,7 @@ func (b *policyBuilder) filterHooks(nsgIDs []string) (fwd, out [][]string) {
 			fwd = append(fwd, []string{"-o", internetLinkNm, "-s", pip.PrivateIP.String() + "/32", "-j", "ACCEPT"})
 		}
 	}
+	fwd = append(fwd, b.storagePaths()...)
 	// The fabric's own probes meet the backends' inbound rules too.
 	out = append(out, established, []string{"-j", "MARK", "--set-xmark", "0x0/" + tagMarks})
 	out = append(out, inbound...)

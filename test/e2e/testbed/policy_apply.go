@@ -207,7 +207,7 @@ func (f *fabric) enforce() error {
 	}
 	f.mu.Unlock()
 	f.gen++
-	p := buildPolicy(policyInput{net: snap.Network, nics: snap.NICs, links: links, health: health, gen: f.gen})
+	p := buildPolicy(policyInput{net: snap.Network, nics: snap.NICs, links: links, health: health, gen: f.gen, storage: f.storage})
 	err := f.ns.Do(func(ns.NetNS) error {
 		if err := f.applyPolicy(p); err != nil {
 			return err

@@ -43,6 +43,7 @@ func (b *policyBuilder) natHooks() {
 		pre = append(pre, []string{"-d", pip.IP.String() + "/32", "-j", "DNAT", "--to-destination", pip.PrivateIP.String()})
 		post = append(post, []string{"-o", internetLinkNm, "-s", pip.PrivateIP.String() + "/32", "-j", "SNAT", "--to-source", pip.IP.String()})
 	}
+	post = append(post, b.storageNAT()...)
 	c := b.chain("nat", "PRE")
 	c.rules = pre
 	b.p.hooks["nat/NP-PRE"] = c.name

@@ -55,6 +55,13 @@ type Config struct {
 	// Appliances is the number of network virtual appliance VMs ("nva-N", no agent,
 	// IP forwarding on) in the VNet's subnet "appliances" (ApplianceCIDR).
 	Appliances int
+	// OtherSubnetVMs puts the last OtherSubnetVMs of the VMs in the subnet
+	// "nodes-b" (OtherSubnetCIDR, a second address space of the VNet) instead of
+	// "nodes": a second node pool, for what differs per subnet (service endpoints).
+	OtherSubnetVMs int
+	// Storage, when set, adds the storage site: a storage account's public
+	// endpoint (StorageIP) behind a firewall with virtual network rules.
+	Storage *StorageConfig
 	// Topology, when set, edits armsim's topology before it starts (NSGs, route
 	// tables, load balancers, public IPs for a test or the demo).
 	Topology func(*armsim.Topology)
@@ -102,6 +109,9 @@ func New(ctx context.Context, cfg Config) (tb *Testbed, err error) {
 	}
 	if cfg.VMs < 1 || cfg.VMs > 200 {
 		return nil, fmt.Errorf("testbed VMs must be 1..200, got %d", cfg.VMs)
+	}
+	if cfg.OtherSubnetVMs < 0 || cfg.OtherSubnetVMs > cfg.VMs {
+		return nil, fmt.Errorf("testbed OtherSubnetVMs must be 0..VMs (%d), got %d", cfg.VMs, cfg.OtherSubnetVMs)
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -191,10 +201,16 @@ func (tb *Testbed) startARM(ctx context.Context) error {
 			})
 		}
 	}
+	if tb.cfg.OtherSubnetVMs > 0 {
+		v := &topo.VNets[0]
+		v.AddressSpace = append(v.AddressSpace, OtherSubnetCIDR)
+		v.Subnets = append(v.Subnets, armsim.SubnetSpec{Name: OtherSubnetName, CIDR: OtherSubnetCIDR})
+	}
 	for i := 0; i < tb.cfg.VMs; i++ {
+		subnet, ip, _, _ := tb.vmAddressing(i)
 		topo.NICs = append(topo.NICs, armsim.NICSpec{
 			ResourceGroup: ResourceGroup, Name: vmName(i) + "-nic", VMName: vmName(i),
-			VNet: "vnet-e2e", Subnet: "nodes", PrimaryIP: primaryIP(i),
+			VNet: "vnet-e2e", Subnet: subnet, PrimaryIP: ip,
 		})
 	}
 	if tb.cfg.Topology != nil {
@@ -309,6 +325,14 @@ func (tb *Testbed) createNode(ctx context.Context, vm *VM) error {
 
 // Client is an admin client of the testbed's API server.
 func (tb *Testbed) Client() client.Client { return tb.Env.Client }
+
+// vmAddressing returns VM i's subnet, primary IP, prefix length on eth0 and gateway.
+func (tb *Testbed) vmAddressing(i int) (subnet, ip string, bits int, gw string) {
+	if i >= tb.cfg.VMs-tb.cfg.OtherSubnetVMs {
+		return OtherSubnetName, fmt.Sprintf("10.242.0.%d", 10+i), 24, OtherSubnetGateway
+	}
+	return "nodes", primaryIP(i), 16, VNetGateway
+}
 
 func vmName(i int) string        { return fmt.Sprintf("vm-%d", i) }
 func primaryIP(i int) string     { return fmt.Sprintf("10.240.0.%d", 10+i) }

@@ -50,6 +50,12 @@ func (tb *Testbed) buildNetwork(ctx context.Context) error {
 			return err
 		}
 	}
+	if tb.cfg.Storage != nil {
+		if err := tb.startStorage(ctx); err != nil {
+			return err
+		}
+		tb.fabric.storage = true
+	}
 	return tb.setupIMDS()
 }
 
@@ -135,8 +141,9 @@ func (tb *Testbed) startVMs(ctx context.Context) error {
 }
 
 func (tb *Testbed) newVM(ctx context.Context, i int, apiServer string) (*VM, error) {
+	_, ip, bits, gw := tb.vmAddressing(i)
 	vm := &VM{
-		Index: i, Name: vmName(i), PrimaryIP: primaryIP(i),
+		Index: i, Name: vmName(i), PrimaryIP: ip,
 		VMID:       fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/virtualMachines/%s", SubscriptionID, ResourceGroup, vmName(i)),
 		Dir:        filepath.Join(tb.cfg.WorkDir, vmName(i)),
 		fabricLink: fmt.Sprintf("f-vm%d", i),
@@ -156,7 +163,7 @@ func (tb *Testbed) newVM(ctx context.Context, i int, apiServer string) (*VM, err
 	tb.fabric.mu.Lock()
 	tb.fabric.vms[lower(vm.VMID)] = vm
 	tb.fabric.mu.Unlock()
-	if vm.MAC, err = tb.fabric.connect(vm.NS, vm.fabricLink, vm.PrimaryIP+"/16", VNetGateway, ""); err != nil {
+	if vm.MAC, err = tb.fabric.connect(vm.NS, vm.fabricLink, fmt.Sprintf("%s/%d", vm.PrimaryIP, bits), gw, ""); err != nil {
 		return nil, err
 	}
 	if tb.cfg.NoKubernetes {
