@@ -34,7 +34,7 @@ type demo struct {
 }
 
 func (d *demo) run(ctx context.Context) error {
-	steps := []func(context.Context) error{d.install, d.deploy, d.service, d.nodePort, d.matrix, d.azure}
+	steps := []func(context.Context) error{d.install, d.deploy, d.service, d.nodePort, d.serviceLBs, d.matrix, d.azure}
 	for _, s := range steps {
 		if err := s(ctx); err != nil {
 			return err

@@ -2,6 +2,7 @@
 // simulated Azure VNet (containerd, kubelet and kube-proxy on every VM),
 // nicpool installed with `helm install`, a Deployment of about 30 pods
 // created with kubectl, a Service used by ClusterIP, DNS name and NodePort,
+// Services of type LoadBalancer (internal and public) straight to the pods,
 // the connectivity matrix from the kubelet-created pods, and Azure's view of
 // the NICs. Everything is torn down on exit or Ctrl-C; --keep leaves the
 // cluster running until Ctrl-C and prints a KUBECONFIG.
@@ -56,7 +57,7 @@ func run() error {
 	step("Starting a %d-node cluster on the simulated Azure VNet (work dir %s).", o.nodes, work)
 	c, err := cluster.Start(ctx, cluster.Config{
 		Nodes: o.nodes, WorkDir: work, PutLatency: 200 * time.Millisecond,
-		Values: []string{"warmPool.releaseCooldown=30s"},
+		Values: append([]string{"warmPool.releaseCooldown=30s"}, serviceLBValues()...),
 		Logf:   func(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) },
 	})
 	if c != nil {
