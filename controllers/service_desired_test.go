@@ -21,7 +21,7 @@ const unitSubnet = "/subscriptions/s1/resourceGroups/rg-net/providers/Microsoft.
 func unitService(annotations map[string]string, ports ...corev1.ServicePort) *corev1.Service {
 	return &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web", UID: "1234-abcd", Annotations: annotations},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: ptr.To(LoadBalancerClass), Ports: ports},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, LoadBalancerClass: ptr.To(LoadBalancerClass), Ports: ports},
 	}
 }
 
