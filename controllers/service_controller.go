@@ -111,8 +111,15 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if !otherDone {
 		return ctrl.Result{RequeueAfter: r.memberWait}, nil
 	}
-	return ctrl.Result{}, nil
+	// Nothing watches the load balancers: a served Service is checked
+	// again now and then, so elements removed behind the operator's back
+	// come back.
+	return ctrl.Result{RequeueAfter: serviceResync}, nil
 }
+
+// serviceResync is how often a served Service's load balancer elements are
+// checked without an event.
+const serviceResync = 5 * time.Minute
 
 // ensure creates the Service's public IP if it needs one, writes its
 // elements on the load balancer when they differ, and returns the

@@ -53,7 +53,7 @@ const (
 var errNotServable = errors.New("service cannot be served")
 
 // serviceLBs names the load balancers Services are served by: one public and
-// one internal (Azure allows a NIC's configurations in at most one of each).
+// one internal, as cloud-provider-azure does.
 type serviceLBs struct {
 	opts ServiceLBOptions
 	sub  string
