@@ -82,7 +82,9 @@ func Run(ctx context.Context, o Options, d Deps) (err error) {
 	// With the nodeippool source, an allocation makes the pod attacher read
 	// the pod's attachment annotations; it exists once the caches synced.
 	var attacher atomic.Pointer[podattach.Attacher]
+	veths := gc.HostVeths{Log: log.WithName("veths")}
 	srv := server.New(alloc, server.Config{SocketPath: o.SocketPath, GCMinAge: o.CNIGCMinAge, Metrics: m, Log: log.WithName("server"),
+		Veths: veths,
 		OnAllocated: func() {
 			if a := attacher.Load(); a != nil {
 				a.Kick()
@@ -113,6 +115,12 @@ func Run(ctx context.Context, o Options, d Deps) (err error) {
 		Grace: o.GCGrace, Metrics: m, Log: log.WithName("gc"), LinkExists: gc.HostLinks(host),
 		Pods: pods,
 	})
+	// DELs answered by an agent killed before it deleted their veths.
+	if n, err := veths.SweepRetired(alloc); err != nil {
+		log.Error(err, "Failed to finish the DELs of retired veths; their IPs stay held")
+	} else if n > 0 {
+		log.Info("Finished the DELs of retired veths", "count", n)
+	}
 	if err := collector.ReconcileAtStart(ctx); err != nil {
 		log.Error(err, "Failed to reconcile allocations with the host; continuing with the stored record")
 	}

@@ -88,12 +88,20 @@ type AllocateResponse struct {
 // holds nothing succeeds.
 type ReleaseRequest struct {
 	AttachmentKey
+	// DeleteVeth asks the agent to delete the attachment's host veth and
+	// to free the IP once the veth is gone, answering at once (the plugin's
+	// DEL). An agent that does so says VethDeleting in its answer; one that
+	// does not (older than this field) released the IP synchronously.
+	DeleteVeth bool `json:"deleteVeth,omitempty"`
 }
 
 // ReleaseResponse reports what was released.
 type ReleaseResponse struct {
 	// IP is the address that was released; empty when nothing was held.
 	IP string `json:"ip,omitempty"`
+	// VethDeleting is true when the agent took over deleting the host veth
+	// (DeleteVeth): the IP stays held until the veth is gone.
+	VethDeleting bool `json:"vethDeleting,omitempty"`
 }
 
 // CheckRequest asks which IP an attachment holds.

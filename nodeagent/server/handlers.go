@@ -11,6 +11,7 @@ import (
 	"github.com/nicpool/nicpool/nodeagent/ipam"
 	"github.com/nicpool/nicpool/nodeagent/metrics"
 	"github.com/nicpool/nicpool/nodeagent/store"
+	"github.com/nicpool/nicpool/nodeagent/vethname"
 )
 
 func (s *Server) allocate(w http.ResponseWriter, r *http.Request) {
@@ -49,12 +50,46 @@ func (s *Server) release(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if req.DeleteVeth && s.cfg.Veths != nil {
+		s.releaseAfterVeth(w, req.AttachmentKey)
+		return
+	}
 	ip, err := s.alloc.Release(req.AttachmentKey)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, agentapi.ReleaseResponse{IP: ip})
+}
+
+// releaseAfterVeth answers a DEL before its host veth is deleted: the veth
+// is marked retired (so an agent killed before the delete finishes it at
+// its next start), then deleted in the background, and only then is the IP
+// released (ipam.Allocator.ReleaseAfter). The runtime's DEL thus waits for
+// neither the kernel's veth delete (its RCU grace periods) nor the store's
+// fsync, and no IP is handed out while a route to its old pod exists.
+func (s *Server) releaseAfterVeth(w http.ResponseWriter, key agentapi.AttachmentKey) {
+	key = key.Normalized()
+	if err := ipam.ValidateKey(key); err != nil {
+		writeError(w, err)
+		return
+	}
+	name := vethname.VethName(key.ContainerID, key.IfName)
+	if _, err := s.cfg.Veths.Retire(name); err != nil {
+		writeError(w, &agentapi.Error{Code: agentapi.CodeInternal, Message: fmt.Sprintf("release container %s interface %s: %v", key.ContainerID, key.IfName, err)})
+		return
+	}
+	log := s.cfg.Log
+	ip, err := s.alloc.ReleaseAfter(key, func() error { return s.cfg.Veths.Delete(name) }, func(ip string, err error) {
+		if err != nil {
+			log.Error(err, "Failed to finish a DEL; the IP stays held until the agent's next start deletes the retired veth", "veth", name)
+		}
+	})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, agentapi.ReleaseResponse{IP: ip, VethDeleting: true})
 }
 
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {

@@ -28,6 +28,7 @@ import (
 type Allocator interface {
 	Allocate(ctx context.Context, att agentapi.Attachment) (*agentapi.AllocateResponse, error)
 	Release(key agentapi.AttachmentKey) (string, error)
+	ReleaseAfter(key agentapi.AttachmentKey, undo func() error, done func(ip string, err error)) (string, error)
 	Check(key agentapi.AttachmentKey) (store.Record, bool)
 	Status() agentapi.StatusResponse
 	ReleaseUnless(keep func(store.Record) bool, minAge time.Duration) ([]agentapi.AttachmentKey, error)
@@ -52,10 +53,25 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Log receives request failures.
 	Log logr.Logger
+	// Veths, when not nil, deletes pods' host veths so that a release with
+	// DeleteVeth answers before the veth is gone (gc.HostVeths); when nil
+	// such a release is synchronous and the plugin deletes the veth.
+	Veths VethDeleter
 	// OnAllocated, when set, is called after each successful allocation
 	// (the agent then reads the pod's attachment annotations); it must not
 	// block.
 	OnAllocated func()
+}
+
+// VethDeleter deletes pods' host veths (gc.HostVeths). Both methods treat a
+// missing veth as done and leave a link of that name that is not a veth
+// alone.
+type VethDeleter interface {
+	// Retire marks the veth as owed a delete, durably for as long as the
+	// kernel keeps it, so a restarted agent finishes the delete.
+	Retire(name string) (bool, error)
+	// Delete removes the veth.
+	Delete(name string) error
 }
 
 // Timeouts against slow or silent clients. There is deliberately no
