@@ -105,6 +105,11 @@ func TestDelLeavesTheVethToTheAgent(t *testing.T) {
 	if err := tb.del(list, second); err != nil {
 		t.Fatalf("DEL of the second pod: %v", err)
 	}
+	// The agent's background work ends before the namespaces go.
+	waitFor(t, 30*time.Second, "the second pod's release", func() bool {
+		_, held := alloc.Check(agentapi.AttachmentKey{Network: netName, ContainerID: second.ContainerID, IfName: podIfName})
+		return !held
+	})
 }
 
 func ipOf(t *testing.T, alloc *ipam.Allocator, rt *libcni.RuntimeConf) string {
