@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"encoding/json"
 	"strings"
 	"sync"
 	"time"
@@ -23,15 +22,15 @@ const defaultKnownNICTTL = 2 * time.Minute
 // writes nothing publishes what it remembers, so the memory is trusted only for
 // a while (a change by someone else shows up at the latest then), dropped on any
 // ARM failure of a pass, and not kept across restarts (adoption reads afresh).
-// Entries are stored as JSON so a pass can change its copy freely.
+// Entries are deep copies (deepCopy), so a pass can change its copy freely.
 type knownNICs struct {
 	mu sync.Mutex
 	m  map[string]knownNIC // by lower-case NIC ID
 }
 
 type knownNIC struct {
-	body []byte
-	at   time.Time
+	nic *armnetwork.Interface
+	at  time.Time
 }
 
 // get returns a private copy of the NIC's remembered state if it is younger
@@ -43,11 +42,7 @@ func (k *knownNICs) get(nicID string, now time.Time, ttl time.Duration) *armnetw
 	if !ok || now.Sub(e.at) >= ttl {
 		return nil
 	}
-	nic := &armnetwork.Interface{}
-	if err := json.Unmarshal(e.body, nic); err != nil {
-		return nil
-	}
-	return nic
+	return deepCopy(e.nic)
 }
 
 // remember records nic as read or written at now, if it is settled; a NIC
@@ -60,17 +55,13 @@ func (k *knownNICs) remember(nic *armnetwork.Interface, now time.Time) {
 		k.forget(*nic.ID)
 		return
 	}
-	body, err := json.Marshal(nic)
-	if err != nil {
-		k.forget(*nic.ID)
-		return
-	}
+	kept := deepCopy(nic)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.m == nil {
 		k.m = map[string]knownNIC{}
 	}
-	k.m[strings.ToLower(*nic.ID)] = knownNIC{body: body, at: now}
+	k.m[strings.ToLower(*nic.ID)] = knownNIC{nic: kept, at: now}
 }
 
 // forget drops what is remembered about the NIC.
