@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -21,6 +22,7 @@ import (
 
 	nicpoolv1 "github.com/nicpool/nicpool/api/v1alpha1"
 	"github.com/nicpool/nicpool/internal/armsim"
+	"github.com/nicpool/nicpool/internal/attach"
 	"github.com/nicpool/nicpool/internal/nicsync"
 )
 
@@ -49,8 +51,12 @@ func svcOptions(lbName string) Options {
 // named prefix-0/1 with 3 IPs each, and a namespace.
 func newSvcBed(t *testing.T, prefix, vnetCIDR, subnetCIDR string, start bool, tweak func(*PoolReconciler)) *svcBed {
 	t.Helper()
-	b := &svcBed{s: startSim(t, armsim.GenerateTopology(testSub, testRG, vnetCIDR, subnetCIDR, 2)), ns: prefix, ips: map[string][]string{},
-		opts: svcOptions(prefix)}
+	topo := armsim.GenerateTopology(testSub, testRG, vnetCIDR, subnetCIDR, 2)
+	// A load balancer of the administrator's, whose pool pods join by
+	// annotation (pod attachments) besides their Services' pools.
+	topo.LoadBalancers = []armsim.LBSpec{{ResourceGroup: testRG, Name: "lb", BackendPools: []string{"be"},
+		Frontends: []armsim.FrontendSpec{{Name: "fe", VNet: "vnet-0", Subnet: "nodes"}}}}
+	b := &svcBed{s: startSim(t, topo), ns: prefix, ips: map[string][]string{}, opts: svcOptions(prefix)}
 	if start {
 		b.op = startOperator(t, b.s, b.opts, tweak)
 	}
@@ -271,6 +277,11 @@ func TestServiceBackendsFollowEndpoints(t *testing.T) {
 	n0, n1 := b.nodes[0], b.nodes[1]
 	a, c, d := b.ips[n0][0], b.ips[n0][1], b.ips[n1][0]
 
+	// a's pod asks, by annotation, for the administrator's pool too: its
+	// configuration carries both, written by the same pool pass.
+	setAttachments(t, n0, -1, nicpoolv1.IPAttachment{IP: nicpoolv1.IPv4Address(a), Pod: podAt(b.ns, "web-a"),
+		LoadBalancerBackendAddressPools: []nicpoolv1.BackendPoolID{nicpoolv1.BackendPoolID(idPool)}})
+	eventually(t, 30*time.Second, func() string { return settledAt(lookPool(n0), a, nicpoolv1.AttachmentApplied) })
 	b.create(t, b.service("web", LoadBalancerClass, true))
 	b.create(t, b.service("foreign", "", true))
 	b.setEndpoints(t, "foreign", endpoint{a, n0, true})
@@ -278,9 +289,14 @@ func TestServiceBackendsFollowEndpoints(t *testing.T) {
 	eventually(t, 60*time.Second, func() string { return servedAs(b.s, b.ns, "web", "svc-follow-internal", a, d) })
 	svc, _ := getService("web", b.ns)
 	poolID := svc.Annotations[AnnotationServiceBackendPool]
-	if st := attachState(getPool(t, n0), a); st == nil || st.State != nicpoolv1.AttachmentApplied || !slices.ContainsFunc(st.LoadBalancerBackendAddressPools,
-		func(p string) bool { return strings.EqualFold(p, poolID) }) {
-		t.Errorf("status.attachments of %s: %+v, want Applied with %s", a, st, poolID)
+	eventually(t, 30*time.Second, func() string {
+		if st := attachState(lookPool(n0), a); st == nil || st.State != nicpoolv1.AttachmentApplied || !attach.SameIDs(st.LoadBalancerBackendAddressPools, []string{poolID, idPool}) {
+			return fmt.Sprintf("status.attachments of %s: %+v, want Applied with %s and %s", a, st, poolID, idPool)
+		}
+		return ""
+	})
+	if got := configOf(t, b.s, nicID(0), a); !attach.SameIDs(got.Pools, []string{poolID, idPool}) {
+		t.Errorf("configuration of %s is in pools %v, want the Service's and the pod's own", a, got.Pools)
 	}
 
 	steps := []struct {
@@ -325,11 +341,52 @@ func TestServiceBackendsFollowEndpoints(t *testing.T) {
 	eventually(t, 60*time.Second, func() string { return leftNothing(b.s, b.ns, "web", key) })
 	for _, node := range b.nodes {
 		for _, ip := range b.ips[node] {
-			if st := attachState(getPool(t, node), ip); st != nil {
-				t.Errorf("after the delete status.attachments still reports %+v", st)
+			if st := attachState(getPool(t, node), ip); st != nil && !(ip == a && attach.SameIDs(st.LoadBalancerBackendAddressPools, []string{idPool})) {
+				t.Errorf("after the delete status.attachments reports %+v", st)
 			}
 		}
 	}
+	if got := configOf(t, b.s, nicID(0), a); !attach.SameIDs(got.Pools, []string{idPool}) {
+		t.Errorf("after the delete %s is in pools %v, want only the pod's own", a, got.Pools)
+	}
+}
+
+// TestServiceNotServable records a Warning Event on a Service nicpool cannot
+// serve (a malformed frontend address) and builds nothing for it.
+func TestServiceNotServable(t *testing.T) {
+	ctx := context.Background()
+	b := newSvcBed(t, "svc-bad", "10.53.0.0/16", "10.53.0.0/24", true, nil)
+	svc := b.service("bad", LoadBalancerClass, true)
+	svc.Annotations[AnnotationLBIPv4] = "10.53.0.999"
+	b.create(t, svc)
+	eventually(t, 30*time.Second, func() string {
+		var list eventsv1.EventList
+		if err := env.Client.List(ctx, &list, client.InNamespace(b.ns)); err != nil {
+			return err.Error()
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Kind == "Service" && e.Regarding.Name == "bad" && e.Reason == "InvalidService" && e.Type == corev1.EventTypeWarning {
+				return ""
+			}
+		}
+		return fmt.Sprintf("no InvalidService event on the Service among %d events", len(list.Items))
+	})
+	got, err := getService("bad", b.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Status.LoadBalancer.Ingress) > 0 || got.Annotations[AnnotationServiceBackendPool] != "" || lbOf(b.s, "svc-bad-internal") != nil {
+		t.Errorf("an unservable Service got ingress %v, pool %q or a load balancer", got.Status.LoadBalancer.Ingress, got.Annotations[AnnotationServiceBackendPool])
+	}
+	if err := env.Client.Delete(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() string {
+		if _, err := getService("bad", b.ns); !apierrors.IsNotFound(err) {
+			return fmt.Sprintf("service still there: %v", err)
+		}
+		return ""
+	})
 }
 
 // TestServiceDeletedMidUpdate deletes a public Service right after the NIC
