@@ -124,3 +124,29 @@ func TestNICASGsChangedAfterIPs(t *testing.T) {
 		}
 	}
 }
+
+// TestASGRequestReadsMovedNIC asks for ASG api right after an administrator
+// moved the NIC from web to api, while the operator still remembers the NIC
+// in web from its last pass: the request is checked against the NIC as ARM
+// holds it (read afresh), not as remembered, and applied at once.
+func TestASGRequestReadsMovedNIC(t *testing.T) {
+	topo := attachTopology("10.36.0.0/16", "10.36.0.0/24")
+	topo.ApplicationSecurityGroups = append(topo.ApplicationSecurityGroups, armsim.ResourceSpec{ResourceGroup: testRG, Name: "api"})
+	s := startSim(t, topo)
+	idAPI := netID("applicationSecurityGroups", "api")
+	opts := testOptions()
+	opts.LimitRetry = 2 * time.Minute // a refusal would stand for the whole test
+	startOperator(t, s, opts, nil)    // the default memory of a NIC: two minutes
+	const node = "asgread-0"
+	createNode(t, node, providerID(0))
+	setRequestWhenExists(t, node, 1)
+	eventually(t, 60*time.Second, func() string { return statusMatchesNIC(s, lookPool(node), nicID(0), 1) })
+	ip := string(getPool(t, node).Status.IPs[0].IP)
+
+	if err := moveNICToASGs(t, s, nicID(0), []string{idAPI}, false); err != nil {
+		t.Fatalf("move every configuration to ASG api: %v", err)
+	}
+	setAttachments(t, node, -1, nicpoolv1.IPAttachment{IP: nicpoolv1.IPv4Address(ip), Pod: podAt("default", "api-pod"),
+		ApplicationSecurityGroups: []nicpoolv1.ApplicationSecurityGroupID{nicpoolv1.ApplicationSecurityGroupID(idAPI)}})
+	eventually(t, 30*time.Second, func() string { return settledAt(lookPool(node), ip, nicpoolv1.AttachmentApplied) })
+}

@@ -230,6 +230,20 @@ func unionIDs(a, b []string) []string {
 	return out
 }
 
+// asgRequestsDiffer reports whether a request of pool names ASGs other than
+// nic's. Its refusal must rest on the NIC as it is, not as remembered: an
+// administrator may just have moved the NIC into those ASGs (ARM tells no
+// one), so the pass reads it afresh.
+func asgRequestsDiffer(pool *nicpoolv1.NodeIPPool, nic *armnetwork.Interface) bool {
+	asgs := nicsync.NICASGs(nic)
+	for _, e := range pool.Spec.Attachments {
+		if len(e.ApplicationSecurityGroups) > 0 && !attach.SameIDs(attach.Strings(e.ApplicationSecurityGroups), asgs) {
+			return true
+		}
+	}
+	return false
+}
+
 // refuse holds ip's request for this pass and remembers why.
 func (r *PoolReconciler) refuseAttachment(pool *nicpoolv1.NodeIPPool, ap *attachPass, ip string, want attachment, reason, msg string, now time.Time) {
 	ap.hold[ip] = true

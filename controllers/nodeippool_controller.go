@@ -218,7 +218,7 @@ func (r *PoolReconciler) pass(ctx context.Context, pool *nicpoolv1.NodeIPPool, o
 			return ctrl.Result{}, err
 		}
 	}
-	nic, err := r.readNIC(ctx, nicID)
+	nic, err := r.readNIC(ctx, nicID, pool)
 	if err != nil {
 		return r.armFailure(pool, o, err, false)
 	}
@@ -236,9 +236,10 @@ func (r *PoolReconciler) pass(ctx context.Context, pool *nicpoolv1.NodeIPPool, o
 }
 
 // readNIC returns the NIC as the last pass left it, if that is recent
-// enough, else reads it from ARM (which also finishes a write still pending).
-func (r *PoolReconciler) readNIC(ctx context.Context, nicID string) (*armnetwork.Interface, error) {
-	if nic := r.known.get(nicID, time.Now(), cmp.Or(r.knownTTL, defaultKnownNICTTL)); nic != nil {
+// enough and the pool asks for no ASGs it lacks, else reads it from ARM
+// (which also finishes a write still pending).
+func (r *PoolReconciler) readNIC(ctx context.Context, nicID string, pool *nicpoolv1.NodeIPPool) (*armnetwork.Interface, error) {
+	if nic := r.known.get(nicID, time.Now(), cmp.Or(r.knownTTL, defaultKnownNICTTL)); nic != nil && !asgRequestsDiffer(pool, nic) {
 		return nic, nil
 	}
 	return r.NICs.GetNIC(ctx, nicID)
