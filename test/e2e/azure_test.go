@@ -139,20 +139,6 @@ func (e *azureEnv) blocked(t *testing.T, what string, n *testbed.Namespace, ip s
 	}
 }
 
-func securityRule(name string, prio int32, dir, access, proto, src, dst, port string, dstASG string) *armnetwork.SecurityRule {
-	p := &armnetwork.SecurityRulePropertiesFormat{
-		Priority: to.Ptr(prio), Direction: to.Ptr(armnetwork.SecurityRuleDirection(dir)), Access: to.Ptr(armnetwork.SecurityRuleAccess(access)),
-		Protocol: to.Ptr(armnetwork.SecurityRuleProtocol(proto)), SourcePortRange: to.Ptr("*"), DestinationPortRange: to.Ptr(port),
-		SourceAddressPrefix: to.Ptr(src),
-	}
-	if dstASG != "" {
-		p.DestinationApplicationSecurityGroups = []*armnetwork.ApplicationSecurityGroup{{ID: to.Ptr(dstASG)}}
-	} else {
-		p.DestinationAddressPrefix = to.Ptr(dst)
-	}
-	return &armnetwork.SecurityRule{Name: to.Ptr(name), Properties: p}
-}
-
 func (e *azureEnv) putNSG(t *testing.T, name string, rules ...*armnetwork.SecurityRule) {
 	t.Helper()
 	p, err := e.arm.NewSecurityGroupsClient().BeginCreateOrUpdate(e.ctx, testbed.ResourceGroup, name, armnetwork.SecurityGroup{
@@ -186,9 +172,9 @@ func TestSimulatedAzureNSG(t *testing.T) {
 	e.editPrimary(t, vm0, func(p *armnetwork.InterfaceIPConfigurationPropertiesFormat) {
 		p.ApplicationSecurityGroups = []*armnetwork.ApplicationSecurityGroup{{ID: to.Ptr(web)}}
 	})
-	allowWeb := securityRule("allow-web", 100, "Inbound", "Allow", "Tcp", testbed.OnPremCIDR, "", fmt.Sprint(testbed.ProbePort), web)
-	denyOnprem := securityRule("deny-onprem", 200, "Inbound", "Deny", "*", testbed.OnPremCIDR, "*", "*", "")
-	denyPeerOut := securityRule("deny-peer-out", 100, "Outbound", "Deny", "*", "*", testbed.PeerCIDR, "*", "")
+	allowWeb := testbed.SecurityRule("allow-web", 100, "Inbound", "Allow", "Tcp", testbed.OnPremCIDR, "", fmt.Sprint(testbed.ProbePort), web)
+	denyOnprem := testbed.SecurityRule("deny-onprem", 200, "Inbound", "Deny", "*", testbed.OnPremCIDR, "*", "*", "")
+	denyPeerOut := testbed.SecurityRule("deny-peer-out", 100, "Outbound", "Deny", "*", "*", testbed.PeerCIDR, "*", "")
 	e.putNSG(t, "nsg-nodes", allowWeb, denyOnprem, denyPeerOut)
 	e.setSubnet(t, "nsg-nodes", "")
 
@@ -423,11 +409,13 @@ func TestSimulatedAzurePublicIP(t *testing.T) {
 }
 
 // TestAzureRowsWithPods runs the demo's simulated-Azure rows with nicpool running: a
-// route table with next hop None black-holes on-premises for a pod as for its VM, an
+// subnet NSG lets on-premises reach a pod whose node's NIC is in ASG web (its web
+// annotation Applied) and denies a pod on another node (Refused); a route table with next hop None black-holes on-premises for a pod as for its VM, an
 // internal load balancer over the VMs answers the peered VNet with the client's address,
 // and a VM with a public IP is reached from and reaches the internet through it; and the
-// pod attachment rows: pods in an internal load balancer's backend pool and a pod with a
-// public IP of its own, by annotation (as the demo shows them).
+// pod attachment rows: pods in an internal load balancer's backend pool (20 new flows
+// spread over the two passing its probes, none to a third failing them) and a pod with
+// a public IP of its own, by annotation (as the demo shows them).
 func TestAzureRowsWithPods(t *testing.T) {
 	tb := newTestbed(t, 2, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -435,27 +423,46 @@ func TestAzureRowsWithPods(t *testing.T) {
 	a := startPods(t, tb, tb.VMs[0], "a", 1, 1)[0]
 	b := startPods(t, tb, tb.VMs[1], "b", 1, 1)[0]
 	c := startPods(t, tb, tb.VMs[0], "c", 1, 1)[0]
+	d := startPods(t, tb, tb.VMs[1], "d", 1, 1)[0] // no probe server: fails lb-pods' probes
 	if err := tb.StartProbeServers(ctx, a, b, c); err != nil {
+		t.Fatal(err)
+	}
+	check := func(results []testbed.PathResult) {
+		t.Helper()
+		t.Logf("\n%s", testbed.FormatMatrix(results))
+		for _, r := range results {
+			if !r.OK() {
+				t.Errorf("%s from %s to %s: saw %q, err %v", r.Name, r.FromName, r.ToName, r.Seen, r.Err)
+			}
+		}
+	}
+	// The ASG rows first: the route table below black-holes on-premises.
+	wctx, wcancel := context.WithTimeout(ctx, azureWait)
+	defer wcancel()
+	asg, err := tb.SetUpASGRows(wctx, b, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ASG requests: %s", asg.Describe())
+	check(testbed.RunPaths(ctx, tb.ASGPaths(asg), azureWait))
+	if err := tb.DropASGRequest(wctx, asg); err != nil {
 		t.Fatal(err)
 	}
 	setup, err := tb.SetUpAzureRows(ctx, tb.VMs, tb.VMs[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	wctx, wcancel := context.WithTimeout(ctx, azureWait)
-	defer wcancel()
-	podSetup, err := tb.SetUpPodRows(wctx, c, []*testbed.Pod{a, b})
+	podSetup, err := tb.SetUpPodRows(wctx, c, []*testbed.Pod{a, b}, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	results := testbed.RunPaths(ctx, append(tb.AzurePaths(setup, a), tb.PodPaths(podSetup)...), azureWait)
-	t.Logf("\n%s", testbed.FormatMatrix(results))
-	for _, r := range results {
-		if !r.OK() {
-			t.Errorf("%s from %s to %s: saw %q, err %v", r.Name, r.FromName, r.ToName, r.Seen, r.Err)
-		}
+	check(testbed.RunPaths(ctx, append(tb.AzurePaths(setup, a), tb.PodPaths(podSetup)...), azureWait))
+	spread := tb.PodSpread(ctx, podSetup, 20)
+	t.Logf("%s", spread)
+	if !spread.OK() {
+		t.Errorf("lb-pods' spreading rule: %s", spread)
 	}
-	if err := tb.CheckInvariants([]*testbed.Pod{a, b, c}, 250); err != nil {
+	if err := tb.CheckInvariants([]*testbed.Pod{a, b, c, d}, 250); err != nil {
 		t.Error(err)
 	}
 }

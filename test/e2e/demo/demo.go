@@ -224,7 +224,7 @@ func (d *demo) nodePort(ctx context.Context) error {
 }
 
 func (d *demo) matrix(ctx context.Context) error {
-	a, b, c, err := d.matrixPods(ctx)
+	a, b, c, f, err := d.matrixPods(ctx)
 	if err != nil {
 		return err
 	}
@@ -241,14 +241,48 @@ func (d *demo) matrix(ctx context.Context) error {
 			d.problem("connectivity %s from %s to %s", r.Name, r.FromName, r.ToName)
 		}
 	}
-	return d.azureRows(ctx, a, b, c)
+	if err := d.asgRows(ctx, b, a); err != nil {
+		return err
+	}
+	return d.azureRows(ctx, a, b, c, f)
+}
+
+// asgRows shows a pod in application security group web: Azure keeps all IP
+// configurations of a NIC in the same ASGs, so the pod is in web by running on a
+// node whose NIC is (nicpool copies the primary's ASGs onto every configuration it
+// adds). Before the route table of azureRows, which black-holes on-premises.
+func (d *demo) asgRows(ctx context.Context, in, out *testbed.Pod) error {
+	tb := d.c.TB
+	step("ASG web: %s's NIC in application security group web (every IP configuration, as Azure requires); NSG nsg-asg on the nodes' subnet allows on-premises to ASG web on port %d and denies on-premises otherwise; pods %s (on %s) and %s (on %s) annotated %s=web.",
+		in.VM.Name, testbed.ProbePort, in.Name, in.VM.Name, out.Name, out.VM.Name, v1.AnnotationApplicationSecurityGroups)
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // the operator's pass and the fabric take seconds; bounded for a loaded machine
+	defer cancel()
+	s, err := tb.SetUpASGRows(wctx, in, out)
+	if err != nil {
+		return err
+	}
+	if err := d.kubectl(ctx, "get", "nodeippools", "-o", "custom-columns=NODE:.metadata.name,IP:.status.attachments[*].ip,STATE:.status.attachments[*].state,REASON:.status.attachments[*].reason"); err != nil {
+		return err
+	}
+	results := testbed.RunPaths(ctx, tb.ASGPaths(s), 20*time.Second)
+	fmt.Print(testbed.FormatMatrix(results))
+	for _, r := range results {
+		if !r.OK() {
+			d.problem("connectivity %s from %s to %s", r.Name, r.FromName, r.ToName)
+		}
+	}
+	if s.InState.State != v1.AttachmentApplied || s.OutState.Reason != "ApplicationSecurityGroupsPerNIC" {
+		d.problem("ASG requests answered %s", s.Describe())
+	}
+	// A refused request holds the pod's other attachments back (azureRows adds one).
+	return tb.DropASGRequest(wctx, s)
 }
 
 // azureRows sets up simulated Azure networking through the SDK (after the standard rows,
 // which it would change) and shows what the fabric enforces: a route table with next hop
 // None for on-premises on the nodes' subnet, an internal load balancer over the VMs, and
 // a public IP on the last VM.
-func (d *demo) azureRows(ctx context.Context, a, b, c *testbed.Pod) error {
+func (d *demo) azureRows(ctx context.Context, a, b, c, f *testbed.Pod) error {
 	tb := d.c.TB
 	last := tb.VMs[len(tb.VMs)-1]
 	step("Simulated Azure networking, set up through the Azure SDK: route table rt-demo (%s -> None) on the nodes' subnet, internal load balancer lb-demo over every VM (TCP probe), public IP pip-demo on %s.",
@@ -257,11 +291,11 @@ func (d *demo) azureRows(ctx context.Context, a, b, c *testbed.Pod) error {
 	if err != nil {
 		return err
 	}
-	step("Pod attachments by annotation (docs/pod-attachments.md): internal load balancer lb-pods with %s and %s in its backend pool (%s), and %s with a public IP of its own (%s: create).",
-		a.Name, b.Name, v1.AnnotationLoadBalancerBackendPools, c.Name, v1.AnnotationPublicIP)
+	step("Pod attachments by annotation (docs/pod-attachments.md): internal load balancer lb-pods with %s, %s and %s in its backend pool (%s; %s fails the TCP probes), and %s with a public IP of its own (%s: create).",
+		a.Name, b.Name, f.Name, v1.AnnotationLoadBalancerBackendPools, f.Name, c.Name, v1.AnnotationPublicIP)
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // the operator's pass and the fabric take seconds; bounded for a loaded machine
 	defer cancel()
-	podSetup, err := tb.SetUpPodRows(wctx, c, []*testbed.Pod{a, b})
+	podSetup, err := tb.SetUpPodRows(wctx, c, []*testbed.Pod{a, b}, f)
 	if err != nil {
 		return err
 	}
@@ -275,21 +309,31 @@ func (d *demo) azureRows(ctx context.Context, a, b, c *testbed.Pod) error {
 			d.problem("connectivity %s from %s to %s", r.Name, r.FromName, r.ToName)
 		}
 	}
+	spread := tb.PodSpread(ctx, podSetup, 20)
+	fmt.Print(spread)
+	if !spread.OK() {
+		d.problem("lb-pods spreading: %s", spread)
+	}
 	return nil
 }
 
-// matrixPods picks two pods on one node and one on another and wraps
-// their network namespaces as testbed pods.
-func (d *demo) matrixPods(ctx context.Context) (a, b, c *testbed.Pod, err error) {
+// matrixPods picks two pods on one node (a, c) and one on another (b), plus a
+// fourth pod f anywhere, and wraps their network namespaces as testbed pods.
+func (d *demo) matrixPods(ctx context.Context) (a, b, c, f *testbed.Pod, err error) {
 	byNode := map[string][]corev1.Pod{}
 	for _, p := range d.pods {
 		byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
 	}
 	n0, n1 := d.c.Nodes[0], d.c.Nodes[1]
 	if len(byNode[n0.Name]) < 2 || len(byNode[n1.Name]) < 1 {
-		return nil, nil, nil, errors.New("the Deployment did not spread over the first two nodes")
+		return nil, nil, nil, nil, errors.New("the Deployment did not spread over the first two nodes")
 	}
-	wrap := func(p corev1.Pod, n *cluster.Node) (*testbed.Pod, error) {
+	nodeOf := map[string]*cluster.Node{}
+	for _, n := range d.c.Nodes {
+		nodeOf[n.Name] = n
+	}
+	wrap := func(p corev1.Pod) (*testbed.Pod, error) {
+		n := nodeOf[p.Spec.NodeName]
 		netns, err := d.c.PodNetNS(ctx, &p)
 		if err != nil {
 			return nil, err
@@ -297,16 +341,25 @@ func (d *demo) matrixPods(ctx context.Context) (a, b, c *testbed.Pod, err error)
 		return &testbed.Pod{Name: shortName(p.Name), VM: n.VM, IP: p.Status.PodIP, NS: &testbed.Namespace{Name: p.Name, NetNS: netns},
 			Object: &types.NamespacedName{Namespace: p.Namespace, Name: p.Name}}, nil
 	}
-	if a, err = wrap(byNode[n0.Name][0], n0); err != nil {
-		return nil, nil, nil, err
+	picked := []corev1.Pod{byNode[n0.Name][0], byNode[n1.Name][0], byNode[n0.Name][1]}
+	for _, p := range d.pods {
+		if len(picked) == 4 {
+			break
+		}
+		if nodeOf[p.Spec.NodeName] != nil && !slices.ContainsFunc(picked, func(q corev1.Pod) bool { return q.Name == p.Name }) {
+			picked = append(picked, p)
+		}
 	}
-	if c, err = wrap(byNode[n0.Name][1], n0); err != nil {
-		return nil, nil, nil, err
+	if len(picked) < 4 {
+		return nil, nil, nil, nil, errors.New("the matrix needs 4 pods of the Deployment")
 	}
-	if b, err = wrap(byNode[n1.Name][0], n1); err != nil {
-		return nil, nil, nil, err
+	var out [4]*testbed.Pod
+	for i, p := range picked {
+		if out[i], err = wrap(p); err != nil {
+			return nil, nil, nil, nil, err
+		}
 	}
-	return a, b, c, nil
+	return out[0], out[1], out[2], out[3], nil
 }
 
 func (d *demo) azure(ctx context.Context) error {

@@ -3,15 +3,11 @@ package testbed
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
-	azpolicy "github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
-
-	"github.com/nicpool/nicpool/internal/azure"
 )
 
 // Rows of the connectivity matrix that exercise the simulated Azure networking through
@@ -173,37 +169,11 @@ func (tb *Testbed) associateRouteTable(ctx context.Context, f *armnetwork.Client
 	return nil
 }
 
-// editPrimary read-modify-writes a VM's NIC with If-Match on the etag read, so a write
-// the operator made in between is never overwritten; it retries on 412 and 409, as any
-// second writer of a NIC must.
+// editPrimary edits the primary IP configuration of a VM's NIC (editNIC).
 func (tb *Testbed) editPrimary(ctx context.Context, f *armnetwork.ClientFactory, vm *VM, edit func(*armnetwork.InterfaceIPConfigurationPropertiesFormat)) error {
-	nics := f.NewInterfacesClient()
-	for attempt := 0; ; attempt++ {
-		got, err := nics.Get(ctx, ResourceGroup, vm.Name+"-nic", nil)
-		if err != nil {
-			return fmt.Errorf("get nic of %s: %w", vm.Name, err)
+	return tb.editNIC(ctx, f, vm, func(c *armnetwork.InterfaceIPConfiguration) {
+		if c.Properties.Primary != nil && *c.Properties.Primary {
+			edit(c.Properties)
 		}
-		for _, c := range got.Properties.IPConfigurations {
-			if c.Properties.Primary != nil && *c.Properties.Primary {
-				edit(c.Properties)
-			}
-		}
-		wctx := azpolicy.WithHTTPHeader(ctx, http.Header{"If-Match": []string{*got.Etag}})
-		p, err := nics.BeginCreateOrUpdate(wctx, ResourceGroup, vm.Name+"-nic", got.Interface, nil)
-		if err == nil {
-			_, err = p.PollUntilDone(ctx, azurePoll)
-		}
-		if err == nil {
-			return nil
-		}
-		kind := azure.Classify(err)
-		if attempt >= 50 || (kind != azure.KindPreconditionFailed && kind != azure.KindConflict) {
-			return fmt.Errorf("update nic of %s: %w", vm.Name, err)
-		}
-		select {
-		case <-time.After(100 * time.Millisecond): // the operator holds the NIC: back off
-		case <-ctx.Done():
-			return fmt.Errorf("update nic of %s: %w", vm.Name, ctx.Err())
-		}
-	}
+	})
 }
