@@ -43,6 +43,9 @@ type Config struct {
 	Values []string
 	// Logf reports progress; nil discards it.
 	Logf func(format string, args ...any)
+	// Storage, when set, adds the VNet layer's storage site: a storage account's
+	// public endpoint behind a firewall with virtual network rules.
+	Storage *testbed.StorageConfig
 
 	// Binaries; Defaults fills them from the repository's bin/.
 	K8sBinDir  string // kube-apiserver, etcd, kubectl, kube-scheduler, kube-controller-manager
@@ -189,7 +192,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 func (c *Cluster) startVNet(ctx context.Context) error {
 	tb, err := testbed.New(ctx, testbed.Config{
 		VMs: c.cfg.Nodes, WorkDir: c.cfg.WorkDir, PutLatency: c.cfg.PutLatency, Logf: c.cfg.Logf,
-		ControlPlane: c.startControlPlane, ExternalNodes: true,
+		ControlPlane: c.startControlPlane, ExternalNodes: true, Storage: c.cfg.Storage,
 	})
 	if err != nil {
 		return err

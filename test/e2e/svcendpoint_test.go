@@ -5,9 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
-
 	"github.com/nicpool/nicpool/internal/armsim"
 	"github.com/nicpool/nicpool/test/e2e/testbed"
 )
@@ -47,36 +44,16 @@ func newServiceEndpointTestbed(t *testing.T) *testbed.Testbed {
 	return tb
 }
 
-// setStorageEndpoint enables or disables Microsoft.Storage on a subnet of vnet-e2e as the
-// network administrator does (subnet GET, PUT), then touches the pools of vms so the
-// operator passes over them (it follows endpoints on its passes) and waits until each
-// pool's status shows the change and the fabric enforces it.
+// setStorageEndpoint enables or disables Microsoft.Storage on a subnet of vnet-e2e as
+// the network administrator does, then waits until the pools of vms show the change
+// (the operator's pass takes well under a second on an idle machine, its subnet read
+// is cached for 30 s: azureWait covers both on a loaded one) and the fabric enforces it.
 func setStorageEndpoint(t *testing.T, ctx context.Context, tb *testbed.Testbed, subnet string, on bool, vms ...*testbed.VM) {
 	t.Helper()
-	f, err := tb.ARM()
-	if err != nil {
+	if err := tb.SetServiceEndpoint(ctx, subnet, armsim.ServiceStorage, on); err != nil {
 		t.Fatal(err)
 	}
-	c := f.NewSubnetsClient()
-	got, err := c.Get(ctx, testbed.ResourceGroup, "vnet-e2e", subnet, nil)
-	if err != nil {
-		t.Fatalf("get subnet %s: %v", subnet, err)
-	}
-	got.Properties.ServiceEndpoints = nil
-	if on {
-		got.Properties.ServiceEndpoints = []*armnetwork.ServiceEndpointPropertiesFormat{{Service: to.Ptr(armsim.ServiceStorage)}}
-	}
-	p, err := c.BeginCreateOrUpdate(ctx, testbed.ResourceGroup, "vnet-e2e", subnet, got.Subnet, nil)
-	if err == nil {
-		_, err = p.PollUntilDone(ctx, fastPoll)
-	}
-	if err != nil {
-		t.Fatalf("set the storage endpoint of %s to %v: %v", subnet, on, err)
-	}
 	for _, vm := range vms {
-		if err := tb.TouchPool(ctx, vm); err != nil {
-			t.Fatal(err)
-		}
 		waitPoolEndpoint(t, ctx, tb, vm, on)
 	}
 	if err := tb.WaitFabric(ctx); err != nil {
@@ -84,30 +61,10 @@ func setStorageEndpoint(t *testing.T, ctx context.Context, tb *testbed.Testbed, 
 	}
 }
 
-// waitPoolEndpoint waits until vm's pool status shows (or no longer shows) the storage
-// endpoint. The operator's pass takes well under a second on an idle machine, but its
-// subnet read is cached for 30 s: azureWait covers both on a loaded one.
 func waitPoolEndpoint(t *testing.T, ctx context.Context, tb *testbed.Testbed, vm *testbed.VM, on bool) {
 	t.Helper()
-	deadline := time.Now().Add(azureWait)
-	for {
-		pool, err := tb.Pool(ctx, vm)
-		has := false
-		if err == nil {
-			for _, e := range pool.Status.SubnetServiceEndpoints {
-				has = has || e.Service == armsim.ServiceStorage
-			}
-			if has == on {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pool %s: storage endpoint in status is %v, want %v (err %v)", vm.Name, has, on, err)
-		}
-		// Re-touch: a pass that read the subnet from the cache before the change
-		// leaves the status as it was.
-		_ = tb.TouchPool(ctx, vm)
-		time.Sleep(time.Second)
+	if err := tb.WaitPoolServiceEndpoint(ctx, vm, armsim.ServiceStorage, on, azureWait); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -244,7 +244,10 @@ func (d *demo) matrix(ctx context.Context) error {
 	if err := d.asgRows(ctx, b, a); err != nil {
 		return err
 	}
-	return d.azureRows(ctx, a, b, c, f)
+	if err := d.azureRows(ctx, a, b, c, f); err != nil {
+		return err
+	}
+	return d.serviceEndpointRows(ctx, a, b)
 }
 
 // asgRows shows a pod in application security group web: Azure keeps all IP

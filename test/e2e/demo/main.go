@@ -3,8 +3,9 @@
 // nicpool installed with `helm install`, a Deployment of about 30 pods
 // created with kubectl, a Service used by ClusterIP, DNS name and NodePort,
 // Services of type LoadBalancer (internal and public) straight to the pods,
-// the connectivity matrix from the kubelet-created pods, and Azure's view of
-// the NICs. Everything is torn down on exit or Ctrl-C; --keep leaves the
+// the connectivity matrix from the kubelet-created pods, a storage account
+// reached through a VNet service endpoint, and Azure's view of the NICs.
+// Everything is torn down on exit or Ctrl-C; --keep leaves the
 // cluster running until Ctrl-C and prints a KUBECONFIG.
 package main
 
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nicpool/nicpool/test/cluster"
+	"github.com/nicpool/nicpool/test/e2e/testbed"
 )
 
 func main() {
@@ -57,8 +59,13 @@ func run() error {
 	step("Starting a %d-node cluster on the simulated Azure VNet (work dir %s).", o.nodes, work)
 	c, err := cluster.Start(ctx, cluster.Config{
 		Nodes: o.nodes, WorkDir: work, PutLatency: 200 * time.Millisecond,
-		Values: append([]string{"warmPool.releaseCooldown=30s"}, serviceLBValues()...),
-		Logf:   func(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) },
+		Values: append([]string{"warmPool.releaseCooldown=30s",
+			// The agents learn Microsoft.Storage's prefixes (the Storage.<Region>
+			// service tag in Azure; the storage site's range here).
+			`serviceEndpointPrefixes.Microsoft\.Storage={` + testbed.StorageCIDR + `}`}, serviceLBValues()...),
+		// A storage account whose firewall allows the nodes' subnet only.
+		Storage: &testbed.StorageConfig{VirtualNetworkRules: []string{"nodes"}},
+		Logf:    func(format string, args ...any) { fmt.Printf("  "+format+"\n", args...) },
 	})
 	if c != nil {
 		defer func() {

@@ -164,3 +164,55 @@ func StorageEventually(ctx context.Context, n *Namespace, timeout time.Duration,
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// StorageCheck is one request to the storage endpoint and the answer it must get.
+type StorageCheck struct {
+	Name, FromName string
+	From           *Namespace
+	WantStatus     int
+	WantSeen       string
+}
+
+// StorageResult is a StorageCheck's outcome.
+type StorageResult struct {
+	StorageCheck
+	Reply StorageReply
+	Err   error
+}
+
+// OK reports whether the check got the answer it wants.
+func (r StorageResult) OK() bool {
+	return r.Err == nil && r.Reply.Status == r.WantStatus && r.Reply.Seen == r.WantSeen
+}
+
+// RunStorageChecks runs each check, retrying it for up to settle (the fabric and the
+// agents' SNAT follow ARM with a delay).
+func RunStorageChecks(ctx context.Context, checks []StorageCheck, settle time.Duration) []StorageResult {
+	out := make([]StorageResult, 0, len(checks))
+	for _, c := range checks {
+		r := StorageResult{StorageCheck: c}
+		r.Reply, r.Err = StorageEventually(ctx, c.From, settle, func(rep StorageReply) bool {
+			return rep.Status == c.WantStatus && rep.Seen == c.WantSeen
+		})
+		out = append(out, r)
+	}
+	return out
+}
+
+// FormatStorageChecks renders results as a table.
+func FormatStorageChecks(results []StorageResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-44s %-12s %-15s %-8s %-16s %s\n", "PATH", "FROM", "TO", "ANSWER", "SOURCE SEEN", "RESULT")
+	for _, r := range results {
+		answer, seen := fmt.Sprint(r.Reply.Status), r.Reply.Seen
+		if r.Err != nil && r.Reply.Status == 0 {
+			answer, seen = "-", "(no connection)"
+		}
+		verdict := "ok"
+		if !r.OK() {
+			verdict = fmt.Sprintf("FAIL (want %d seen as %s)", r.WantStatus, r.WantSeen)
+		}
+		fmt.Fprintf(&b, "%-44s %-12s %-15s %-8s %-16s %s\n", r.Name, r.FromName, StorageIP, answer, seen, verdict)
+	}
+	return b.String()
+}
