@@ -38,7 +38,8 @@ generate: ## Generate deepcopy code.
 manifests: ## Generate the CRD and RBAC roles from markers, and copy the CRD into the chart.
 	@hack/tools.sh controller-gen
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
-	$(CONTROLLER_GEN) rbac:roleName=nicpool-operator paths=./controllers/... output:rbac:dir=config/rbac/operator
+	$(CONTROLLER_GEN) rbac:roleName=nicpool-operator paths=./controllers output:rbac:dir=config/rbac/operator
+	$(CONTROLLER_GEN) rbac:roleName=nicpool-operator-services paths=./controllers/servicerbac output:rbac:dir=config/rbac/operator-services
 	$(CONTROLLER_GEN) rbac:roleName=nicpool-agent paths=./nodeagent/... output:rbac:dir=config/rbac/agent
 	@if [ -x hack/sync-chart-crds.sh ]; then hack/sync-chart-crds.sh; fi
 

@@ -54,10 +54,8 @@ type ServiceReconciler struct {
 	location string
 }
 
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups="",resources=services/status,verbs=update;patch
-// +kubebuilder:rbac:groups="",resources=services/finalizers,verbs=update
-// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+// Its RBAC markers are in package servicerbac: their own ClusterRole, granted
+// only where the controller is turned on.
 
 // Reconcile brings a Service's load balancer elements to what it asks, or
 // removes them when it is deleted or no longer nicpool's.

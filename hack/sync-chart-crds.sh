@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Copies what the Helm chart shares with the kustomize config into
 # charts/nicpool: the generated CRDs (config/crd/bases -> crds/), the generated
-# ClusterRoles (config/rbac/{operator,agent}/role.yaml -> files/) and the
+# ClusterRoles (config/rbac/{operator,operator-services,agent}/role.yaml -> files/) and the
 # agent admission policy's rules (config/policy -> files/). Run it after
 # `make manifests`; test/install fails when the copies are stale.
 #
@@ -18,6 +18,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/crds" "$work/files"
 cp "$root"/config/crd/bases/*.yaml "$work/crds/"
 cp "$root/config/rbac/operator/role.yaml" "$work/files/operator-role.yaml"
+cp "$root/config/rbac/operator-services/role.yaml" "$work/files/operator-services-role.yaml"
 cp "$root/config/rbac/agent/role.yaml" "$work/files/agent-role.yaml"
 # The policy's variables and validations: from "  variables:" to the end of
 # the first document, one indent level less.

@@ -3,7 +3,7 @@
 # from what the generators produce from the current sources.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-paths=(api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/operator config/rbac/agent charts/nicpool/crds)
+paths=(api/v1alpha1/zz_generated.deepcopy.go config/crd/bases config/rbac/operator config/rbac/operator-services config/rbac/agent charts/nicpool/crds)
 before=$(mktemp -d)
 trap 'rm -rf "$before"' EXIT
 for p in "${paths[@]}"; do

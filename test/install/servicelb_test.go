@@ -16,9 +16,11 @@ import (
 
 // TestServiceLoadBalancersOptIn renders the chart without and with
 // serviceLoadBalancers.enabled: off, the operator gets no Service or
-// EndpointSlice permission and no --service-load-balancers flag; on, it gets
-// exactly the rules the Service controller's markers ask for, and its flags
-// parse into enabled Service load balancers on the given subnet.
+// EndpointSlice permission in any of its ClusterRoles and no
+// --service-load-balancers flag; on, it gets exactly the rules the Service
+// controller's markers ask for, and its flags parse into enabled Service load
+// balancers on the given subnet. The kustomize config grants them only with
+// config/rbac/operator-services.
 func TestServiceLoadBalancersOptIn(t *testing.T) {
 	const subnet = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/nodes"
 	svcResources := []string{"services", "services/status", "services/finalizers", "endpointslices"}
@@ -35,7 +37,7 @@ func TestServiceLoadBalancersOptIn(t *testing.T) {
 			ms := parse(t, renderHelm(t, "nicpool", namespace, tt.args...))
 			var granted []string
 			for _, m := range ms {
-				if m.GetKind() != "ClusterRole" || m.GetName() != "nicpool-operator" {
+				if m.GetKind() != "ClusterRole" || !strings.HasPrefix(m.GetName(), "nicpool-operator") {
 					continue
 				}
 				var role rbacv1.ClusterRole
@@ -60,6 +62,19 @@ func TestServiceLoadBalancersOptIn(t *testing.T) {
 					t.Errorf("with serviceLoadBalancers the operator is granted %v, want %v", granted, want)
 				}
 			}
+			var binding rbacv1.ClusterRoleBinding
+			found := false
+			for _, m := range ms {
+				if m.GetKind() == "ClusterRoleBinding" && m.GetName() == "nicpool-operator-services" {
+					if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m.Object, &binding); err != nil {
+						t.Fatal(err)
+					}
+					found = true
+				}
+			}
+			if found != tt.enabled || (found && (binding.RoleRef.Name != "nicpool-operator-services" || binding.Subjects[0].Name != "nicpool-operator")) {
+				t.Errorf("binding of the Service role: found %v %+v, want found %v binding nicpool-operator", found, binding, tt.enabled)
+			}
 			var dep appsv1.Deployment
 			ms.one(t, "Deployment", &dep)
 			o := controllers.DefaultOptions()
@@ -75,6 +90,9 @@ func TestServiceLoadBalancersOptIn(t *testing.T) {
 			}
 			if o.ServiceLB.Enabled != tt.enabled || (tt.enabled && (o.ServiceLB.SubnetID != subnet || o.ServiceLB.Name != "svc")) {
 				t.Errorf("operator service load balancers %+v, want enabled=%v", o.ServiceLB, tt.enabled)
+			}
+			if !tt.enabled && strings.Contains(renderKustomize(t), "nicpool-operator-services") {
+				t.Errorf("config/default grants the Service controller's role")
 			}
 		})
 	}
