@@ -445,7 +445,7 @@ func TestAzureRowsWithPods(t *testing.T) {
 	}
 	t.Logf("ASG requests: %s", asg.Describe())
 	check(testbed.RunPaths(ctx, tb.ASGPaths(asg), azureWait))
-	if err := tb.DropASGRequest(wctx, asg); err != nil {
+	if err := tb.TearDownASGRows(wctx, asg); err != nil {
 		t.Fatal(err)
 	}
 	setup, err := tb.SetUpAzureRows(ctx, tb.VMs, tb.VMs[1])

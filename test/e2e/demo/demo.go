@@ -277,8 +277,9 @@ func (d *demo) asgRows(ctx context.Context, in, out *testbed.Pod) error {
 	if s.InState.State != v1.AttachmentApplied || s.OutState.Reason != "ApplicationSecurityGroupsPerNIC" {
 		d.problem("ASG requests answered %s", s.Describe())
 	}
-	// A refused request holds the pod's other attachments back (azureRows adds one).
-	return tb.DropASGRequest(wctx, s)
+	// out's refused request would hold back the attachment azureRows adds, and
+	// nsg-asg would deny the Services above to whoever explores the cluster: both go.
+	return tb.TearDownASGRows(wctx, s)
 }
 
 // azureRows sets up simulated Azure networking through the SDK (after the standard rows,

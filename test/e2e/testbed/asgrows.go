@@ -122,18 +122,23 @@ func (tb *Testbed) PutSubnetNSG(ctx context.Context, name string, rules ...*armn
 	if err != nil {
 		return fmt.Errorf("create nsg %s: %w", name, err)
 	}
+	return tb.setSubnetNSG(ctx, f, &armnetwork.SecurityGroup{ID: to.Ptr(networkID + "networkSecurityGroups/" + name)})
+}
+
+// setSubnetNSG associates nsg (nil: none) with the nodes' subnet, keeping the rest.
+func (tb *Testbed) setSubnetNSG(ctx context.Context, f *armnetwork.ClientFactory, nsg *armnetwork.SecurityGroup) error {
 	c := f.NewSubnetsClient()
 	sn, err := c.Get(ctx, ResourceGroup, "vnet-e2e", "nodes", nil)
 	if err != nil {
 		return fmt.Errorf("get subnet: %w", err)
 	}
-	sn.Properties.NetworkSecurityGroup = &armnetwork.SecurityGroup{ID: to.Ptr(networkID + "networkSecurityGroups/" + name)}
+	sn.Properties.NetworkSecurityGroup = nsg
 	sp, err := c.BeginCreateOrUpdate(ctx, ResourceGroup, "vnet-e2e", "nodes", sn.Subnet, nil)
 	if err == nil {
 		_, err = sp.PollUntilDone(ctx, azurePoll)
 	}
 	if err != nil {
-		return fmt.Errorf("associate nsg %s with the nodes' subnet: %w", name, err)
+		return fmt.Errorf("set the nsg of the nodes' subnet: %w", err)
 	}
 	return nil
 }
@@ -157,12 +162,11 @@ func SecurityRule(name string, prio int32, dir, access, proto, src, dst, port, d
 // SetUpASGRows creates ASG "web", puts in's node's NIC in it (every IP
 // configuration), and NSG "nsg-asg" on the nodes' subnet: priority 100 allows
 // on-premises to ASG web on ProbePort (TCP), priority 200 denies on-premises,
-// priority 300 allows the internet on ProbePort (for public IPs).
+// priority 300 allows the internet on ProbePort (public IPs of pods and VMs).
 // It annotates both pods as asking for ASG web and waits until the operator
 // answered (in: Applied; out, whose node is not in web: Refused) and the fabric
-// enforces it all. out's refused request holds its other attachments back:
-// DropASGRequest removes it. Probe servers must run in the pods; on-premises must
-// route to the nodes' subnet (no UDR to None).
+// enforces it all; TearDownASGRows undoes the NSG and out's request. Probe servers
+// must run in the pods; on-premises must route to the nodes' subnet (no UDR to None).
 func (tb *Testbed) SetUpASGRows(ctx context.Context, in, out *Pod) (*ASGRowsSetup, error) {
 	if in.VM == out.VM {
 		return nil, fmt.Errorf("pods %s and %s are on one node: a NIC's IP configurations share their ASGs", in.Name, out.Name)
@@ -204,13 +208,22 @@ func (tb *Testbed) SetUpASGRows(ctx context.Context, in, out *Pod) (*ASGRowsSetu
 	return s, nil
 }
 
-// DropASGRequest removes the ASG annotation of the pod outside ASG web and waits
-// until the operator no longer reports its request.
-func (tb *Testbed) DropASGRequest(ctx context.Context, s *ASGRowsSetup) error {
+// TearDownASGRows removes the ASG annotation of the pod outside ASG web (a refused
+// request holds the pod's other attachments back) and NSG nsg-asg from the nodes'
+// subnet (the rows after it, and Services, see the subnet as before), and waits until
+// the operator no longer reports the request and the fabric enforces the subnet.
+func (tb *Testbed) TearDownASGRows(ctx context.Context, s *ASGRowsSetup) error {
+	f, err := tb.ARM()
+	if err != nil {
+		return err
+	}
 	if err := tb.AnnotatePod(ctx, s.Out, v1.AnnotationApplicationSecurityGroups, ""); err != nil {
 		return err
 	}
-	_, err := tb.WaitAttachment(ctx, s.Out.VM, s.Out.IP, AttachmentGone)
+	if err := tb.setSubnetNSG(ctx, f, nil); err != nil {
+		return err
+	}
+	_, err = tb.WaitAttachment(ctx, s.Out.VM, s.Out.IP, AttachmentGone)
 	return err
 }
 
