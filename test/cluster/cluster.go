@@ -231,7 +231,7 @@ func (c *Cluster) cpSite() *testbed.Site {
 
 func (c *Cluster) startNodes(ctx context.Context) error {
 	var err error
-	if c.hostDirs, err = hostDirs(); err != nil {
+	if c.hostDirs, err = hostDirs(mountPoints); err != nil {
 		return err
 	}
 	if c.sysctls, err = recordSysctls(); err != nil {

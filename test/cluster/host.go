@@ -80,12 +80,12 @@ var mountPoints = []string{
 	"/var/lib/nicpool",
 }
 
-// hostDirs creates the mount points the host lacks (a bind mount needs an
-// existing directory) and returns the directories it created, deepest first,
-// for removal at teardown.
-func hostDirs() ([]string, error) {
+// hostDirs creates the mount points (mountPoints for a node, runtimeMountPoints
+// for a Runtime) the host lacks (a bind mount needs an existing directory) and
+// returns the directories it created, deepest first, for removal at teardown.
+func hostDirs(points []string) ([]string, error) {
 	var created []string
-	for _, mp := range mountPoints {
+	for _, mp := range points {
 		// Record every missing ancestor, top down, before creating.
 		var missing []string
 		for d := mp; d != "/"; d = filepath.Dir(d) {
