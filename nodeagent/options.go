@@ -105,7 +105,7 @@ func (o *Options) BindFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Policy.MaxIPs, "max-ips", o.Policy.MaxIPs, fmt.Sprintf("most IPs the node asks for (at most %d)", pool.MaxIPsPerNode))
 	fs.DurationVar(&o.Policy.ReleaseCooldown, "release-cooldown", o.Policy.ReleaseCooldown, "how long an IP stays idle (and how long after a scale-up) before it is given back")
 	fs.DurationVar(&o.AllocTimeout, "alloc-timeout", o.AllocTimeout, "how long an allocation waits for the pool to grow before answering try-again-later")
-	fs.DurationVar(&o.GCGrace, "gc-grace", o.GCGrace, "how long a pod must be missing before its IP is released")
+	fs.DurationVar(&o.GCGrace, "gc-grace", o.GCGrace, "how long a pod must be missing before its IP is released; at start, allocations without a veth younger than this are kept (their ADD may be in flight)")
 	fs.DurationVar(&o.CNIGCMinAge, "cni-gc-min-age", o.CNIGCMinAge, "allocations younger than this survive the runtime's CNI GC (their ADD may be in flight)")
 	fs.StringSliceVar(&o.NonMasqueradeCIDRs, "non-masquerade-cidrs", o.NonMasqueradeCIDRs, "destinations reached without SNAT besides the VNet (peered VNets, on-premises)")
 	fs.StringArrayVar(&o.ServiceEndpointPrefixes, "service-endpoint-prefixes", o.ServiceEndpointPrefixes, "Service=cidr[,cidr...], repeatable: the public prefixes of an Azure service (for example Microsoft.Storage=<the Storage.<Region> service tag's prefixes>) reached without SNAT when the node's subnet has that service endpoint enabled (NodeIPPool status.subnetServiceEndpoints), so the service sees the pod's VNet address")

@@ -88,6 +88,10 @@ type Collector struct {
 	cfg          Config
 	alloc        Releaser
 	missingSince map[agentapi.AttachmentKey]time.Time
+	// deferred are allocations ReconcileAtStart found without a veth but
+	// younger than the grace period: their ADD may still be in flight.
+	// RunOnce checks their veth again once they are older.
+	deferred map[agentapi.AttachmentKey]bool
 }
 
 // New returns a Collector.
@@ -98,7 +102,7 @@ func New(alloc Releaser, cfg Config) *Collector {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Collector{cfg: cfg, alloc: alloc, missingSince: map[agentapi.AttachmentKey]time.Time{}}
+	return &Collector{cfg: cfg, alloc: alloc, missingSince: map[agentapi.AttachmentKey]time.Time{}, deferred: map[agentapi.AttachmentKey]bool{}}
 }
 
 // RecoveredPrefix starts the container ID of a record rebuilt from a host
@@ -130,6 +134,9 @@ func (c *Collector) RunOnce(ctx context.Context) error {
 		seen[r.AttachmentKey] = true
 		if r.PodName == "" || pods.has(r) {
 			delete(c.missingSince, r.AttachmentKey)
+			if c.deferred[r.AttachmentKey] {
+				return c.keepDeferred(r, now, &checkErrs)
+			}
 			return !c.recoveredAndGone(r)
 		}
 		since, ok := c.missingSince[r.AttachmentKey]
@@ -159,8 +166,14 @@ func (c *Collector) RunOnce(ctx context.Context) error {
 			delete(c.missingSince, k)
 		}
 	}
+	for k := range c.deferred {
+		if !seen[k] {
+			delete(c.deferred, k)
+		}
+	}
 	for _, k := range released {
 		delete(c.missingSince, k)
+		delete(c.deferred, k)
 	}
 	c.cfg.Metrics.GCReleased(metrics.ReasonPodGone, len(released))
 	if len(released) > 0 {
@@ -170,6 +183,22 @@ func (c *Collector) RunOnce(ctx context.Context) error {
 		return fmt.Errorf("garbage-collect allocations: %w", err)
 	}
 	return nil
+}
+
+// keepDeferred decides on an allocation ReconcileAtStart deferred: kept
+// while younger than the grace period, then kept only if its veth exists
+// (its ADD completed; it is no longer deferred).
+func (c *Collector) keepDeferred(r store.Record, now time.Time, checkErrs *[]error) bool {
+	if now.Sub(r.AllocatedAt) < c.cfg.Grace {
+		return true
+	}
+	exists, err := c.vethExists(r)
+	if err != nil {
+		*checkErrs = append(*checkErrs, err)
+		return true
+	}
+	delete(c.deferred, r.AttachmentKey)
+	return exists
 }
 
 // vethExists reports whether r's host veth exists; false when there is no
@@ -193,8 +222,12 @@ func (c *Collector) recoveredAndGone(r store.Record) bool {
 
 // ReconcileAtStart releases, before the agent serves, every allocation whose
 // host veth is gone and whose pod is not in the API: the pod was deleted
-// while the agent was down and its DEL never reached us. It does not wait
-// for a grace period because no ADD can be in flight yet.
+// while the agent was down and its DEL never reached us. An allocation
+// younger than the grace period is only deferred to RunOnce: the previous
+// agent may have answered its ADD just before it died, and the plugin,
+// which outlives the agent, may not have created the veth yet (without
+// pods, as with nerdctl, nothing else tells such a container from a gone
+// one).
 func (c *Collector) ReconcileAtStart(ctx context.Context) error {
 	if c.cfg.LinkExists == nil {
 		return nil
@@ -204,6 +237,7 @@ func (c *Collector) ReconcileAtStart(ctx context.Context) error {
 		return fmt.Errorf("reconcile allocations at start: %w", err)
 	}
 	pods := newPodSet(list)
+	now := c.cfg.Now()
 	var checkErrs []error
 	keep := func(r store.Record) bool {
 		if r.PodName != "" && pods.has(r) {
@@ -214,9 +248,16 @@ func (c *Collector) ReconcileAtStart(ctx context.Context) error {
 			checkErrs = append(checkErrs, err)
 			return true
 		}
+		if !exists && now.Sub(r.AllocatedAt) < c.cfg.Grace {
+			c.deferred[r.AttachmentKey] = true
+			return true
+		}
 		return exists
 	}
 	released, err := c.alloc.ReleaseUnless(keep, 0)
+	if len(c.deferred) > 0 {
+		c.cfg.Log.Info("Deferred allocations without a veth whose ADD may still be in flight", "count", len(c.deferred), "grace", c.cfg.Grace)
+	}
 	c.cfg.Metrics.GCReleased(metrics.ReasonStartup, len(released))
 	if len(released) > 0 {
 		c.cfg.Log.Info("Released allocations whose veth and pod are gone", "count", len(released))

@@ -195,6 +195,8 @@ func TestReconcileAtStart(t *testing.T) {
 		Pods:       listed(pods),
 		LinkExists: func(name string) (bool, error) { return veths[name], nil },
 	})
+	// Allocated long before this start (by the previous agent).
+	clk.Advance(DefaultGrace)
 	if err := c.ReconcileAtStart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -219,4 +221,68 @@ func TestReconcileKeepsAllocationsWhenTheVethCheckFails(t *testing.T) {
 	if !held(a)["c-x"] {
 		t.Errorf("released an allocation whose veth could not be checked")
 	}
+}
+
+// TestReconcileAtStartDefersYoungAllocations: an allocation the previous
+// agent made just before it died may belong to an ADD still in flight (the
+// plugin got its answer and creates the veth after the new agent started):
+// without pods to compare with (standalone, nerdctl) it is kept at start
+// and released by RunOnce only if its veth is still missing after the
+// grace period. An old allocation without a veth goes at start.
+func TestReconcileAtStartDefersYoungAllocations(t *testing.T) {
+	clk := fakeclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	a := ipam.New(store.NewMemStore(), ipam.Config{Policy: pool.Config{BatchSize: 1, MaxIPs: 250}, Now: clk.Now})
+	a.UpdatePool(ipam.PoolState{Found: true, IPs: []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}})
+	alloc := func(id string) {
+		if _, err := a.Allocate(context.Background(), agentapi.Attachment{AttachmentKey: agentapi.AttachmentKey{ContainerID: id, IfName: "eth0"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alloc("c-old")
+	clk.Advance(DefaultGrace)
+	alloc("c-in-flight")
+	alloc("c-failed")
+	veths := map[string]bool{}
+	c := New(a, Config{
+		Now:        clk.Now,
+		Pods:       listed(nil),
+		LinkExists: func(name string) (bool, error) { return veths[name], nil },
+	})
+	clk.Advance(time.Second)
+	if err := c.ReconcileAtStart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := func(step string, ids ...string) {
+		t.Helper()
+		h := held(a)
+		if len(h) != len(ids) {
+			t.Errorf("%s: held %v, want %v", step, h, ids)
+		}
+		for _, id := range ids {
+			if !h[id] {
+				t.Errorf("%s: held %v, want %v", step, h, ids)
+			}
+		}
+	}
+	want("at start", "c-in-flight", "c-failed")
+	// The in-flight ADD completes: its plugin creates the veth.
+	veths[vethname.VethName("c-in-flight", "eth0")] = true
+	clk.Advance(DefaultGrace / 2)
+	if err := c.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want("within the grace period", "c-in-flight", "c-failed")
+	clk.Advance(DefaultGrace / 2)
+	if err := c.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want("after the grace period", "c-in-flight")
+	// Checked once: from now on it is an allocation like any other, kept
+	// until its DEL.
+	delete(veths, vethname.VethName("c-in-flight", "eth0"))
+	clk.Advance(DefaultGrace)
+	if err := c.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want("later", "c-in-flight")
 }
