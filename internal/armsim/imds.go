@@ -97,11 +97,13 @@ func (s *Server) imds(r *http.Request, vmID string) (int, any) {
 	if err != nil {
 		return http.StatusForbidden, imdsError("Forbidden. The caller is not a virtual machine")
 	}
-	netw, ok := s.imdsNetworkOf(src.Unmap(), vmID)
+	netw, owner, ok := s.imdsNetworkOf(src.Unmap(), vmID)
 	if !ok {
 		return http.StatusForbidden, imdsError("Forbidden. The caller is not a virtual machine")
 	}
 	switch strings.TrimSuffix(r.URL.Path, "/") {
+	case IMDSIdentityPath:
+		return s.issueIdentityToken(r, owner)
 	case IMDSNetworkPath:
 		return http.StatusOK, netw
 	case IMDSInstancePath:
@@ -110,9 +112,9 @@ func (s *Server) imds(r *http.Request, vmID string) (int, any) {
 	return http.StatusNotFound, imdsError("Not found")
 }
 
-// imdsNetworkOf returns the network metadata of the VM whose NIC holds
-// src; with vmID set, only if that is the VM.
-func (s *Server) imdsNetworkOf(src netip.Addr, vmID string) (IMDSNetwork, bool) {
+// imdsNetworkOf returns the network metadata and the ID of the VM whose
+// NIC holds src; with vmID set, only if that is the VM.
+func (s *Server) imdsNetworkOf(src netip.Addr, vmID string) (IMDSNetwork, string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range s.nics {
@@ -120,11 +122,11 @@ func (s *Server) imdsNetworkOf(src netip.Addr, vmID string) (IMDSNetwork, bool) 
 			continue
 		}
 		if vmID != "" && !strings.EqualFold(n.vmID, vmID) {
-			return IMDSNetwork{}, false
+			return IMDSNetwork{}, "", false
 		}
-		return IMDSNetwork{Interface: []IMDSInterface{imdsInterface(n)}}, true
+		return IMDSNetwork{Interface: []IMDSInterface{imdsInterface(n)}}, n.vmID, true
 	}
-	return IMDSNetwork{}, false
+	return IMDSNetwork{}, "", false
 }
 
 // holds reports whether one of the NIC's IP configurations has a. Requires s.mu.

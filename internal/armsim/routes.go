@@ -136,6 +136,9 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request) (*route, *armEr
 	if aerr != nil {
 		return nil, aerr
 	}
+	if aerr := s.authorize(auth[len("Bearer "):], rt, r.URL.Path); aerr != nil {
+		return rt, aerr
+	}
 	if r.URL.Query().Get("api-version") == "" {
 		return rt, errorf(http.StatusBadRequest, CodeMissingAPIVersion, "the api-version query parameter (?api-version=) is required for all requests")
 	}

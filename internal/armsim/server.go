@@ -49,7 +49,8 @@ type Server struct {
 	changed   chan struct{}
 	faults    faultState
 	stats     statsState
-	throttles map[string]*bucketPair // key: lower(subscription)
+	throttles map[string]*bucketPair   // key: lower(subscription)
+	tokens    map[string]identityToken // managed identity tokens issued by IMDS
 	closed    bool
 
 	httpSrv *http.Server

@@ -1,7 +1,8 @@
 // Package standalone_test runs nicpool's agent on simulated Azure VMs without
 // Kubernetes: the VNet testbed (fabric, sites, armsim with its instance
-// metadata service) and no control plane. Containers are network
-// namespaces wired with nicpoolctl attach, as on a Docker host.
+// metadata service) and no control plane. Containers are started by
+// nerdctl with Debian's containerd (TestNerdctl, through vmhost), or are
+// network namespaces wired with nicpoolctl attach, as on a Docker host.
 package standalone_test
 
 import (

@@ -5,22 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/containernetworking/plugins/pkg/ns"
-
-	"github.com/nicpool/nicpool/internal/armsim/armsimtest"
-	"github.com/nicpool/nicpool/internal/azure"
-	"github.com/nicpool/nicpool/internal/nicsync"
-	"github.com/nicpool/nicpool/internal/testenv"
-	"github.com/nicpool/nicpool/test/cluster"
 	"github.com/nicpool/nicpool/test/e2e/testbed"
+	"github.com/nicpool/nicpool/test/standalone/vmhost"
 )
 
 // burst is how many containers TestNerdctl starts at once.
@@ -31,130 +23,24 @@ const burst = 100
 // CI machine, plus the agent's restart; generous, not a timing assertion.
 const burstWait = 8 * time.Minute
 
-// nerdctlHost is a testbed VM used as a container host without Kubernetes:
-// Debian's containerd (test/cluster's Runtime) and nerdctl, whose CNI
-// directories are the ones the VM's standalone agent installs into.
-type nerdctlHost struct {
-	tb    *testbed.Testbed
-	vm    *testbed.VM
-	rt    *cluster.Runtime
-	bin   string
-	image cluster.Image
-	data  string // nerdctl's --data-root
-}
-
-// startNerdctlHost starts containerd on vm and imports the echo image into
-// nerdctl's containerd namespace.
-func startNerdctlHost(t *testing.T, tb *testbed.Testbed, vm *testbed.VM) *nerdctlHost {
+// startNerdctlHost starts containerd and nerdctl on vm (vmhost.Nerdctl).
+func startNerdctlHost(t *testing.T, tb *testbed.Testbed, vm *testbed.VM) *vmhost.Nerdctl {
 	t.Helper()
-	h := &nerdctlHost{tb: tb, vm: vm, bin: filepath.Join(testenv.RepoRoot(), "bin", "node", "nerdctl")}
-	if _, err := os.Stat(h.bin); err != nil {
-		t.Fatalf("nerdctl is missing (make setup runs hack/nerdctl.sh): %v", err)
-	}
-	var err error
-	if h.image, err = cluster.EchoImage(""); err != nil {
-		t.Fatalf("the echo image is missing (make test runs hack/test-images.sh): %v", err)
-	}
-	// nerdctl refuses to run without the plugins of its default bridge
-	// network, which a host gets from containernetworking-plugins.
-	if err := cluster.CopyReferencePlugins(vm.CNIBinDir, "bridge", "host-local", "portmap", "firewall", "tuning", "loopback"); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	h.data = filepath.Join(dir, "nerdctl")
-	h.rt, err = cluster.StartRuntime(t.Context(), vm, filepath.Join(dir, "runtime"))
+	h, err := vmhost.StartNerdctl(t.Context(), tb, vm, t.TempDir())
 	t.Cleanup(func() {
-		if h.rt == nil {
-			return
-		}
-		if t.Failed() {
-			if b, err := os.ReadFile(h.rt.Log()); err == nil {
+		if t.Failed() && h.Runtime != nil {
+			if b, err := os.ReadFile(h.Runtime.Log()); err == nil {
 				t.Logf("containerd log:\n%s", tail(string(b), 40))
 			}
 		}
-		if err := h.rt.Close(); err != nil {
+		if err := h.Close(); err != nil {
 			t.Errorf("stop containerd: %v", err)
 		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.rt.ImportImage(t.Context(), "default", h.image.File); err != nil {
-		t.Fatal(err)
-	}
 	return h
-}
-
-// nerdctl runs nerdctl on the host with the VM's CNI directories.
-func (h *nerdctlHost) nerdctl(ctx context.Context, args ...string) (string, error) {
-	argv := append([]string{h.bin, "--address", cluster.RuntimeSocket, "--namespace", "default",
-		"--data-root", h.data, "--cgroup-manager", "cgroupfs",
-		"--cni-path", h.vm.CNIBinDir, "--cni-netconfpath", h.vm.CNIConfDir}, args...)
-	out, err := h.rt.ExecContext(ctx, argv...)
-	return strings.TrimSpace(out), err
-}
-
-// ctr is a container nerdctl started.
-type ctr struct {
-	Name, ID string
-	Pid      int
-	IP       string
-}
-
-// cniID is the container ID nerdctl's CNI hook passes: namespace-ID.
-func (c ctr) cniID() string { return "default-" + c.ID }
-
-// run starts the echo image as a detached container on the nicpool network.
-func (h *nerdctlHost) run(ctx context.Context, name string) (ctr, error) {
-	id, err := h.nerdctl(ctx, "run", "-d", "--name", name, "--net", "nicpool", "--cgroup-parent", h.rt.CgroupParent(), h.image.Ref)
-	if err != nil {
-		return ctr{}, err
-	}
-	return h.inspect(ctx, id)
-}
-
-func (h *nerdctlHost) inspect(ctx context.Context, id string) (ctr, error) {
-	out, err := h.nerdctl(ctx, "inspect", "--format", "{{.ID}} {{.Name}} {{.State.Pid}} {{.NetworkSettings.IPAddress}}", id)
-	if err != nil {
-		return ctr{}, err
-	}
-	f := strings.Fields(out)
-	if len(f) != 4 {
-		return ctr{}, fmt.Errorf("nerdctl inspect %s said %q, not ID, name, PID and IP", id, out)
-	}
-	pid, err := strconv.Atoi(f[2])
-	if err != nil {
-		return ctr{}, fmt.Errorf("nerdctl inspect %s: PID %q: %w", id, f[2], err)
-	}
-	return ctr{ID: f[0], Name: f[1], Pid: pid, IP: f[3]}, nil
-}
-
-// running lists the containers nerdctl reports running, by ID.
-func (h *nerdctlHost) running(ctx context.Context) (map[string]ctr, error) {
-	out, err := h.nerdctl(ctx, "ps", "-q", "--no-trunc")
-	if err != nil {
-		return nil, err
-	}
-	all := map[string]ctr{}
-	for _, id := range strings.Fields(out) {
-		c, err := h.inspect(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		all[c.ID] = c
-	}
-	return all, nil
-}
-
-// netns is c's network namespace as a testbed namespace, for probes.
-func (c ctr) netns(t *testing.T) *testbed.Namespace {
-	t.Helper()
-	n, err := ns.GetNS(fmt.Sprintf("/proc/%d/ns/net", c.Pid))
-	if err != nil {
-		t.Fatalf("open network namespace of %s: %v", c.Name, err)
-	}
-	t.Cleanup(func() { _ = n.Close() })
-	return &testbed.Namespace{Name: c.Name, NetNS: n}
 }
 
 // TestNerdctl runs the standalone agent as its own process on a VM with
@@ -191,7 +77,7 @@ func testNerdctl(t *testing.T, source string) {
 	ctx := t.Context()
 
 	// One container, its connectivity, and nerdctl rm.
-	first, err := h.run(ctx, "first")
+	first, err := h.Run(ctx, "first")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,14 +89,14 @@ func testNerdctl(t *testing.T, source string) {
 		t.Fatalf("%s got %s, not a secondary IP of %s's NIC (%v)", first.Name, first.IP, vm.Name, nic)
 	}
 	checkAudit(t, h, nil)
-	results := connectivity(t, tb, first, first.netns(t))
+	results := connectivity(t, tb, first)
 	t.Logf("connectivity of a nerdctl container (%s source):\n%s", source, testbed.FormatMatrix(results))
 	for _, r := range results {
 		if !r.OK() {
 			t.Errorf("path %q failed", r.Name)
 		}
 	}
-	if _, err := h.nerdctl(ctx, "rm", "-f", first.ID); err != nil {
+	if err := h.Rm(ctx, first.ID); err != nil {
 		t.Fatal(err)
 	}
 	held, err := tb.AgentAllocations(ctx, vm)
@@ -255,7 +141,7 @@ func testNerdctl(t *testing.T, source string) {
 	}
 	rmCtx, cancel := context.WithTimeout(ctx, burstWait)
 	defer cancel()
-	if _, err := h.nerdctl(rmCtx, append([]string{"rm", "-f"}, ids...)...); err != nil {
+	if err := h.Rm(rmCtx, ids...); err != nil {
 		t.Fatal(err)
 	}
 	if held, err := tb.AgentAllocations(ctx, vm); err != nil || len(held) != 0 {
@@ -266,11 +152,11 @@ func testNerdctl(t *testing.T, source string) {
 // runBurst starts burst containers at once and calls kill once some of
 // them got an IP and others are still starting. A run that met the killed
 // agent fails; like a script or an orchestrator it is removed and retried.
-func runBurst(t *testing.T, h *nerdctlHost, kill func()) ([]ctr, int) {
+func runBurst(t *testing.T, h *vmhost.Nerdctl, kill func()) ([]vmhost.Ctr, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), burstWait)
 	defer cancel()
-	ctrs := make([]ctr, burst)
+	ctrs := make([]vmhost.Ctr, burst)
 	var mu sync.Mutex
 	var errs []error
 	retried := 0
@@ -279,14 +165,14 @@ func runBurst(t *testing.T, h *nerdctlHost, kill func()) ([]ctr, int) {
 		wg.Go(func() {
 			name := fmt.Sprintf("burst-%03d", i)
 			for {
-				c, err := h.run(ctx, name)
+				c, err := h.Run(ctx, name)
 				if err == nil {
 					ctrs[i] = c
 					return
 				}
 				// Whatever the failed run left (a created container,
 				// its CNI result) goes with its DEL.
-				_, rmErr := h.nerdctl(ctx, "rm", "-f", name)
+				rmErr := h.Rm(ctx, name)
 				if ctx.Err() != nil {
 					mu.Lock()
 					errs = append(errs, fmt.Errorf("%s: %w (rm: %v)", name, err, rmErr))
@@ -306,7 +192,7 @@ func runBurst(t *testing.T, h *nerdctlHost, kill func()) ([]ctr, int) {
 	// Kill once the burst is under way: a fifth of the containers hold an
 	// IP, the others are still to come.
 	for {
-		held, _ := h.tb.AgentAllocations(ctx, h.vm)
+		held, _ := h.TB.AgentAllocations(ctx, h.VM)
 		if len(held) >= burst/5 {
 			break
 		}
@@ -328,18 +214,18 @@ func runBurst(t *testing.T, h *nerdctlHost, kill func()) ([]ctr, int) {
 // every IP held by exactly one running container under that container's
 // ID, no record of a container that is gone, no IP twice, each IP a
 // configuration of the VM's NIC (one of provisioned when given).
-func checkAudit(t *testing.T, h *nerdctlHost, provisioned []string) {
+func checkAudit(t *testing.T, h *vmhost.Nerdctl, provisioned []string) {
 	t.Helper()
 	ctx := t.Context()
-	running, err := h.running(ctx)
+	running, err := h.Running(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	held, err := h.tb.AgentAllocations(ctx, h.vm)
+	held, err := h.TB.AgentAllocations(ctx, h.VM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nic := nicIPs(t, h.tb, h.vm)
+	nic := nicIPs(t, h.TB, h.VM)
 	var problems []string
 	byIP := map[string]string{}
 	for _, c := range running {
@@ -347,7 +233,7 @@ func checkAudit(t *testing.T, h *nerdctlHost, provisioned []string) {
 			problems = append(problems, fmt.Sprintf("%s and %s both have %s", prev, c.Name, c.IP))
 		}
 		byIP[c.IP] = c.Name
-		if held[c.IP] != c.cniID() {
+		if held[c.IP] != c.CNIID() {
 			problems = append(problems, fmt.Sprintf("%s runs with %s but the agent records %q for that IP", c.Name, c.IP, held[c.IP]))
 		}
 	}
@@ -356,7 +242,7 @@ func checkAudit(t *testing.T, h *nerdctlHost, provisioned []string) {
 			problems = append(problems, fmt.Sprintf("the agent records %s for %s, which no running container holds (leaked)", ip, id))
 		}
 		if nic[ip] == "" {
-			problems = append(problems, fmt.Sprintf("the agent hands out %s, which is not on %s's NIC", ip, h.vm.Name))
+			problems = append(problems, fmt.Sprintf("the agent hands out %s, which is not on %s's NIC", ip, h.VM.Name))
 		}
 		if provisioned != nil && !contains(provisioned, ip) {
 			problems = append(problems, fmt.Sprintf("the agent hands out %s, which the administrator did not provision", ip))
@@ -368,64 +254,34 @@ func checkAudit(t *testing.T, h *nerdctlHost, provisioned []string) {
 	}
 }
 
-// nicIPs are the IPs of vm's NIC as ARM has them, keyed by IP, with the
-// name of their IP configuration; it fails on an IP configured twice.
+// nicIPs are the IPs of vm's NIC (vmhost.NICIPs); an IP configured twice
+// fails the test.
 func nicIPs(t *testing.T, tb *testbed.Testbed, vm *testbed.VM) map[string]string {
 	t.Helper()
-	co, err := armsimtest.ClientOptions(tb.Sim)
+	ips, err := vmhost.NICIPs(t.Context(), tb, vm)
 	if err != nil {
-		t.Fatal(err)
-	}
-	nics, err := azure.NewNICClient(azure.Config{ClientOptions: co, Credential: armsimtest.Credential{}, LROTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nicID, err := nics.FindNICForVM(t.Context(), vm.VMID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nic, err := nics.GetNIC(t.Context(), nicID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ips := map[string]string{}
-	for _, c := range nicsync.Configs(nic) {
-		if prev, dup := ips[c.IP]; dup {
-			t.Errorf("%s's NIC has %s in both %s and %s", vm.Name, c.IP, prev, c.Name)
-		}
-		ips[c.IP] = c.Name
+		t.Error(err)
 	}
 	return ips
 }
 
-// connectivity runs the promises for a nerdctl container c (its namespace
-// n): the peered VNet and on-premises reach it (the echo server the
-// container runs, and a probe in its namespace), it reaches them and the
-// internet through SNAT to the VM's primary IP, and the internet does not
-// reach it.
-func connectivity(t *testing.T, tb *testbed.Testbed, c ctr, n *testbed.Namespace) []testbed.PathResult {
+// connectivity runs the promises for a nerdctl container c (vmhost.Paths)
+// and checks that the container's own process, its echo server, answers
+// the peered VNet and on-premises with their own addresses.
+func connectivity(t *testing.T, tb *testbed.Testbed, c vmhost.Ctr) []testbed.PathResult {
 	t.Helper()
-	peer, onprem, inet := tb.Sites["peer"], tb.Sites["onprem"], tb.Sites["internet"]
-	for _, s := range []*testbed.Namespace{n, peer.NS, onprem.NS, inet.NS} {
-		if err := tb.StartProbeServer(t.Context(), s); err != nil {
-			t.Fatal(err)
-		}
+	n, err := c.NetNS()
+	if err != nil {
+		t.Fatal(err)
 	}
-	name := "nerdctl:" + c.Name
-	results := testbed.RunPaths(t.Context(), []testbed.Path{
-		{Name: "peered VNet to container", From: peer.NS, FromName: "peer-vnet", To: c.IP, ToName: name, WantSeen: peer.HostIP},
-		{Name: "on-premises to container", From: onprem.NS, FromName: "on-prem", To: c.IP, ToName: name, WantSeen: onprem.HostIP},
-		{Name: "container to peered VNet", From: n, FromName: name, To: peer.HostIP, ToName: "peer-vnet", WantSeen: c.IP},
-		{Name: "container to on-premises", From: n, FromName: name, To: onprem.HostIP, ToName: "on-prem", WantSeen: c.IP},
-		{Name: "container to internet (SNAT)", From: n, FromName: name, To: inet.HostIP, ToName: "internet", WantSeen: tb.VMs[0].PrimaryIP},
-		{Name: "internet to container (blocked)", From: inet.NS, FromName: "internet", To: c.IP, ToName: name, WantFail: true},
-	}, settleWait)
-	// The container's own process: its echo server answers the peered
-	// VNet and on-premises with their own addresses.
-	for _, s := range []*testbed.Site{peer, onprem} {
-		r, err := cluster.GetFrom(t.Context(), s.NS, fmt.Sprintf("http://%s:8080/", c.IP))
-		if err != nil || r.SourceIP() != s.HostIP {
-			t.Errorf("%s to the echo server in %s: saw %q (%v), want %s", s.Name, c.Name, r.SourceIP(), err, s.HostIP)
+	defer func() { _ = n.Close() }()
+	if err := vmhost.StartProbeServers(t.Context(), tb, n); err != nil {
+		t.Fatal(err)
+	}
+	results := testbed.RunPaths(t.Context(), vmhost.Paths(tb, tb.VMs[0], "nerdctl:"+c.Name, c.IP, n), settleWait)
+	for _, s := range []*testbed.Site{tb.Sites["peer"], tb.Sites["onprem"]} {
+		if seen, err := vmhost.EchoFrom(t.Context(), s, c.IP); err != nil || seen != s.HostIP {
+			t.Errorf("%s to the echo server in %s: saw %q (%v), want %s", s.Name, c.Name, seen, err, s.HostIP)
 		}
 	}
 	return results

@@ -2,7 +2,6 @@ package standalone_test
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,13 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
-
-	"github.com/nicpool/nicpool/internal/armsim/armsimtest"
-	"github.com/nicpool/nicpool/internal/azure"
-	"github.com/nicpool/nicpool/internal/nicsync"
 	"github.com/nicpool/nicpool/test/e2e/testbed"
+	"github.com/nicpool/nicpool/test/standalone/vmhost"
 )
 
 // Bounds of the waits below: generous for a 2-core CI machine running
@@ -50,44 +44,13 @@ func tail(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// provision adds n secondary IP configurations to vm's NIC through ARM,
-// as an administrator preparing a Docker host does, and returns their IPs.
+// provision adds n secondary IP configurations to vm's NIC
+// (vmhost.Provision) and returns their IPs.
 func provision(t *testing.T, tb *testbed.Testbed, vm *testbed.VM, n int) []string {
 	t.Helper()
-	co, err := armsimtest.ClientOptions(tb.Sim)
+	ips, err := vmhost.Provision(t.Context(), tb, vm, n)
 	if err != nil {
 		t.Fatal(err)
-	}
-	nics, err := azure.NewNICClient(azure.Config{ClientOptions: co, Credential: armsimtest.Credential{}, LROTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nicID, err := nics.FindNICForVM(t.Context(), vm.VMID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nic, err := nics.GetNIC(t.Context(), nicID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subnet := nicsync.PrimaryConfig(nic).Properties.Subnet
-	for i := range n {
-		nic.Properties.IPConfigurations = append(nic.Properties.IPConfigurations, &armnetwork.InterfaceIPConfiguration{
-			Name: to.Ptr(fmt.Sprintf("docker-%d", i)),
-			Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{
-				PrivateIPAllocationMethod: to.Ptr(armnetwork.IPAllocationMethodDynamic), Subnet: subnet,
-			},
-		})
-	}
-	nic, err = nics.UpdateNIC(t.Context(), nic)
-	if err != nil {
-		t.Fatalf("provision %d ip configurations on %s: %v", n, nicID, err)
-	}
-	var ips []string
-	for _, c := range nicsync.Configs(nic) {
-		if strings.HasPrefix(c.Name, "docker-") {
-			ips = append(ips, c.IP)
-		}
 	}
 	return ips
 }
@@ -95,14 +58,9 @@ func provision(t *testing.T, tb *testbed.Testbed, vm *testbed.VM, n int) []strin
 // waitInstalled waits for the agent's conflist in vm's CNI directory.
 func waitInstalled(t *testing.T, vm *testbed.VM) {
 	t.Helper()
-	deadline := time.Now().Add(readyWait)
-	for time.Now().Before(deadline) {
-		if m, _ := filepath.Glob(filepath.Join(vm.CNIConfDir, "*.conflist")); len(m) > 0 {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := vmhost.WaitInstalled(t.Context(), vm, readyWait); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("%s's agent installed no conflist within %s", vm.Name, readyWait)
 }
 
 // TestIMDSDockerHost: a VM whose NIC got three secondary IPs from its
@@ -263,4 +221,43 @@ func contains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// TestARMIdentityWritesOnlyItsOwnNIC: the agent authenticates with its VM's
+// managed identity (a token from the instance metadata service the fabric
+// serves to that VM only), which may write only that VM's NIC. An agent on
+// vm-0 misconfigured with vm-1's ID finds vm-1's NIC (reading is allowed)
+// but every write is refused with 403 AuthorizationFailed, and vm-1's NIC
+// keeps its IP configurations. (TestNerdctl/arm is the agent growing its
+// own NIC with the same identity.)
+func TestARMIdentityWritesOnlyItsOwnNIC(t *testing.T) {
+	tb := newTestbed(t, 2)
+	vm0, vm1 := tb.VMs[0], tb.VMs[1]
+	before := nicIPs(t, tb, vm1)
+	if err := tb.StartStandaloneAgent(t.Context(), vm0, "arm", "--vm-id="+vm1.VMID, "--warm-ip-target=2"); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(vm0.Dir, "agent.log")
+	deadline := time.Now().Add(readyWait)
+	for {
+		b, _ := os.ReadFile(logPath)
+		if i := strings.Index(string(b), "AuthorizationFailed"); i >= 0 {
+			line := string(b)[strings.LastIndex(string(b[:i]), "\n")+1:]
+			t.Logf("vm-0's agent: %s", strings.SplitN(line, "\n", 2)[0])
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vm-0's agent logged no AuthorizationFailed for vm-1's NIC within %s", readyWait)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	after := nicIPs(t, tb, vm1)
+	if len(after) != len(before) {
+		t.Fatalf("vm-1's NIC changed under vm-0's identity: %v, was %v", after, before)
+	}
+	for ip, name := range before {
+		if after[ip] != name {
+			t.Fatalf("vm-1's NIC changed under vm-0's identity: %v, was %v", after, before)
+		}
+	}
 }

@@ -19,7 +19,7 @@ import (
 // NoKubernetes): source is "imds" (the NIC's pre-provisioned IPs, read
 // from the testbed's instance metadata) or "arm" (the agent keeps its own
 // NIC through armsim, reached at armsim's loopback address forwarded into
-// the VM). extra are more flags.
+// the VM, with the VM's managed identity). extra are more flags.
 func (tb *Testbed) StartStandaloneAgent(ctx context.Context, vm *VM, source string, extra ...string) error {
 	args := []string{
 		"--pool-source=" + source,
@@ -46,7 +46,11 @@ func (tb *Testbed) StartStandaloneAgent(ctx context.Context, vm *VM, source stri
 			return err
 		}
 		tb.addCloser(fwd.Close)
-		args = append(args, "--arm-endpoint="+tb.Sim.URL(), "--arm-ca-file="+tb.caPath(), "--auth-mode=none", "--vm-id="+vm.VMID)
+		// The agent's default --auth-mode=managed-identity: azidentity asks
+		// the instance metadata service at 169.254.169.254, which the
+		// fabric serves to this VM only (armsim's token for this VM's
+		// identity, which may write only this VM's NIC).
+		args = append(args, "--arm-endpoint="+tb.Sim.URL(), "--arm-ca-file="+tb.caPath(), "--vm-id="+vm.VMID)
 	default:
 		return fmt.Errorf("unknown pool source %q", source)
 	}
