@@ -66,8 +66,9 @@ demo: setup ## A 3-node Kubernetes cluster on the simulated VNet, nicpool by Hel
 	$(GO) run ./test/e2e/demo $(DEMO_FLAGS)
 
 .PHONY: demo-standalone
-demo-standalone: setup ## Containers on a VM without Kubernetes (root): agent on instance metadata, nicpoolctl attach, connectivity rows.
-	$(GO) test -count=1 -v -run '^TestIMDSDockerHost$$' ./test/standalone
+demo-standalone: setup ## Containers on VMs without Kubernetes (root): nerdctl + containerd and nicpoolctl attach, imds and arm pools, connectivity table.
+	hack/test-images.sh
+	$(GO) run ./test/standalone/demo
 
 .PHONY: bench
 bench: setup build ## Benchmarks (root): pod ADD+DEL, bursts, datapath, operator scale, each vs a reference; one table, results in bin/bench.
