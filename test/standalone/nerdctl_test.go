@@ -99,13 +99,7 @@ func testNerdctl(t *testing.T, source string) {
 	if err := h.Rm(ctx, first.ID); err != nil {
 		t.Fatal(err)
 	}
-	held, err := tb.AgentAllocations(ctx, vm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id, ok := held[first.IP]; ok {
-		t.Fatalf("after nerdctl rm the agent still records %s for %s", first.IP, id)
-	}
+	waitHeld(t, tb, vm, "nerdctl rm of "+first.Name, func(held map[string]string) bool { _, ok := held[first.IP]; return !ok })
 	if t.Failed() {
 		return
 	}
@@ -144,9 +138,7 @@ func testNerdctl(t *testing.T, source string) {
 	if err := h.Rm(rmCtx, ids...); err != nil {
 		t.Fatal(err)
 	}
-	if held, err := tb.AgentAllocations(ctx, vm); err != nil || len(held) != 0 {
-		t.Fatalf("after nerdctl rm of every container the agent holds %v (%v)", held, err)
-	}
+	waitHeld(t, tb, vm, "nerdctl rm of every container", func(held map[string]string) bool { return len(held) == 0 })
 }
 
 // runBurst starts burst containers at once and calls kill once some of
@@ -213,22 +205,43 @@ func runBurst(t *testing.T, h *vmhost.Nerdctl, kill func()) ([]vmhost.Ctr, int) 
 // checkAudit checks that the agent records exactly the running containers:
 // every IP held by exactly one running container under that container's
 // ID, no record of a container that is gone, no IP twice, each IP a
-// configuration of the VM's NIC (one of provisioned when given).
+// configuration of the VM's NIC (one of provisioned when given). The agent
+// releases an IP after a DEL's answer, once the veth is deleted in the
+// background: the audit is repeated until it holds or settleWait passes.
 func checkAudit(t *testing.T, h *vmhost.Nerdctl, provisioned []string) {
 	t.Helper()
-	ctx := t.Context()
-	running, err := h.Running(ctx)
+	deadline := time.Now().Add(settleWait)
+	for {
+		problems, running, held, err := audit(t.Context(), h, provisioned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("audit of %d running containers and %d agent records (after %s):\n  %s", running, held, settleWait, strings.Join(problems, "\n  "))
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func audit(ctx context.Context, h *vmhost.Nerdctl, provisioned []string) (problems []string, running, records int, err error) {
+	ctrs, err := h.Running(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return nil, 0, 0, err
 	}
 	held, err := h.TB.AgentAllocations(ctx, h.VM)
 	if err != nil {
-		t.Fatal(err)
+		return nil, 0, 0, err
 	}
-	nic := nicIPs(t, h.TB, h.VM)
-	var problems []string
+	nic, err := vmhost.NICIPs(ctx, h.TB, h.VM)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
 	byIP := map[string]string{}
-	for _, c := range running {
+	for _, c := range ctrs {
 		if prev, dup := byIP[c.IP]; dup {
 			problems = append(problems, fmt.Sprintf("%s and %s both have %s", prev, c.Name, c.IP))
 		}
@@ -249,8 +262,26 @@ func checkAudit(t *testing.T, h *vmhost.Nerdctl, provisioned []string) {
 		}
 	}
 	sort.Strings(problems)
-	if len(problems) > 0 {
-		t.Errorf("audit of %d running containers and %d agent records:\n  %s", len(running), len(held), strings.Join(problems, "\n  "))
+	return problems, len(ctrs), len(held), nil
+}
+
+// waitHeld polls the agent's records until done says so or settleWait
+// passes (a DEL's release follows its answer, once the veth is deleted).
+func waitHeld(t *testing.T, tb *testbed.Testbed, vm *testbed.VM, what string, done func(held map[string]string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(settleWait)
+	for {
+		held, err := tb.AgentAllocations(t.Context(), vm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done(held) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: after %s the agent still holds %v", what, settleWait, held)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -201,18 +201,21 @@ func (d *demo) run(ctx context.Context) error {
 		}
 	}
 
-	// nerdctl rm gives the IP back: the agent no longer records it.
+	// nerdctl rm gives the IP back: the agent no longer records it (it
+	// releases the IP right after deleting the veth in the background).
 	rmErr := h0.Rm(ctx, web0.ID)
 	var seen string
-	if rmErr == nil {
+	for deadline := time.Now().Add(settleWait); rmErr == nil && seen == ""; {
 		held, err := tb.AgentAllocations(ctx, vm0)
 		switch {
 		case err != nil:
 			rmErr = err
-		case held[web0.IP] != "":
-			rmErr = fmt.Errorf("the agent still records %s for %s", web0.IP, held[web0.IP])
-		default:
+		case held[web0.IP] == "":
 			seen = "released"
+		case time.Now().After(deadline):
+			rmErr = fmt.Errorf("after %s the agent still records %s for %s", settleWait, web0.IP, held[web0.IP])
+		default:
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	results = append(results, row("nerdctl rm returns the IP to vm-0's pool", "nerdctl rm", "web-0", web0.IP, "released", seen, rmErr))
