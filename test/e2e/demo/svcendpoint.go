@@ -29,13 +29,13 @@ func (d *demo) serviceEndpointRows(ctx context.Context, a, b *testbed.Pod) error
 	if err := d.kubectl(ctx, "annotate", "nodeippools", "--all", "--overwrite", "demo.nicpool.io/refresh="+time.Now().UTC().Format("150405")); err != nil {
 		return err
 	}
-	for _, vm := range []*testbed.VM{a.VM, b.VM} {
+	for _, n := range d.c.Nodes {
 		// The pass takes under a second; the operator's subnet read is cached for 30 s.
-		if err := tb.WaitPoolServiceEndpoint(ctx, vm, armsim.ServiceStorage, true, 90*time.Second); err != nil {
+		if err := tb.WaitPoolServiceEndpoint(ctx, n.VM, armsim.ServiceStorage, true, 90*time.Second); err != nil {
 			d.problem("%v", err)
 		}
 	}
-	if err := d.kubectl(ctx, "get", "nodeippools", "-o", "custom-columns=NODE:.metadata.name,SUBNET:.status.subnetID,SERVICE ENDPOINTS:.status.subnetServiceEndpoints[*].service"); err != nil {
+	if err := d.kubectl(ctx, "get", "nodeippools", "-o", "custom-columns=NODE:.metadata.name,SUBNET CIDR:.status.subnetCIDR,SERVICE ENDPOINTS:.status.subnetServiceEndpoints[*].service"); err != nil {
 		return err
 	}
 	after := []testbed.StorageCheck{
