@@ -264,9 +264,7 @@ func (d *demo) asgRows(ctx context.Context, in, out *testbed.Pod) error {
 	if err != nil {
 		return err
 	}
-	if err := d.kubectl(ctx, "get", "nodeippools", "-o", "custom-columns=NODE:.metadata.name,IP:.status.attachments[*].ip,STATE:.status.attachments[*].state,REASON:.status.attachments[*].reason"); err != nil {
-		return err
-	}
+	fmt.Printf("The operator's answers (status.attachments of the pools, and Events on the pods): %s\n", s.Describe())
 	results := testbed.RunPaths(ctx, tb.ASGPaths(s), 20*time.Second)
 	fmt.Print(testbed.FormatMatrix(results))
 	for _, r := range results {

@@ -193,7 +193,11 @@ func (tb *Testbed) SetUpASGRows(ctx context.Context, in, out *Pod) (*ASGRowsSetu
 			return nil, err
 		}
 	}
-	st, err := tb.WaitAttachment(ctx, in.VM, in.IP, AttachmentApplied)
+	st, err := tb.WaitAttachment(ctx, in.VM, in.IP, func(st *v1.IPAttachmentStatus) bool {
+		// Applied with the ASG listed: not an earlier answer about other
+		// attachments (a Service's backend pools).
+		return AttachmentApplied(st) && len(st.ApplicationSecurityGroups) > 0
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +227,11 @@ func (tb *Testbed) TearDownASGRows(ctx context.Context, s *ASGRowsSetup) error {
 	if err := tb.setSubnetNSG(ctx, f, nil); err != nil {
 		return err
 	}
-	_, err = tb.WaitAttachment(ctx, s.Out.VM, s.Out.IP, AttachmentGone)
+	// The IP may still carry other attachments (a Service's backend pools):
+	// only the ASG request has to be gone.
+	_, err = tb.WaitAttachment(ctx, s.Out.VM, s.Out.IP, func(st *v1.IPAttachmentStatus) bool {
+		return st == nil || (st.State != v1.AttachmentRefused && len(st.ApplicationSecurityGroups) == 0)
+	})
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -151,21 +152,30 @@ func (tb *Testbed) SetUpPodRows(ctx context.Context, pubPod *Pod, lbPods []*Pod,
 	if err := tb.AnnotatePod(ctx, pubPod, v1.AnnotationPublicIP, v1.PublicIPCreate); err != nil {
 		return nil, err
 	}
-	if _, err := tb.WaitAttachment(ctx, failing.VM, failing.IP, AttachmentApplied); err != nil {
+	// The pods may already be Applied with other attachments (a Service's backend
+	// pools): wait for the ones asked for here.
+	inPool := func(st *v1.IPAttachmentStatus) bool {
+		return AttachmentApplied(st) && slices.ContainsFunc(st.LoadBalancerBackendAddressPools, func(id string) bool {
+			return strings.EqualFold(id, lbID+"/backendAddressPools/pods")
+		})
+	}
+	if _, err := tb.WaitAttachment(ctx, failing.VM, failing.IP, inPool); err != nil {
 		return nil, err
 	}
 	if err := tb.WaitLBBackend(ctx, "lb-pods", failing.IP, false); err != nil {
 		return nil, err
 	}
 	for _, pod := range lbPods {
-		if _, err := tb.WaitAttachment(ctx, pod.VM, pod.IP, AttachmentApplied); err != nil {
+		if _, err := tb.WaitAttachment(ctx, pod.VM, pod.IP, inPool); err != nil {
 			return nil, err
 		}
 		if err := tb.WaitLBBackend(ctx, "lb-pods", pod.IP, true); err != nil {
 			return nil, err
 		}
 	}
-	st, err := tb.WaitAttachment(ctx, pubPod.VM, pubPod.IP, AttachmentApplied)
+	st, err := tb.WaitAttachment(ctx, pubPod.VM, pubPod.IP, func(st *v1.IPAttachmentStatus) bool {
+		return AttachmentApplied(st) && st.CreatedPublicIPAddress != "" && strings.EqualFold(st.PublicIPAddress, st.CreatedPublicIPAddress)
+	})
 	if err != nil {
 		return nil, err
 	}
