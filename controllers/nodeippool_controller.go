@@ -83,6 +83,9 @@ type PoolReconciler struct {
 	// it again; knownTTL (default defaultKnownNICTTL) bounds its age.
 	known    knownNICs
 	knownTTL time.Duration
+	// subnetResync is how often the pools' subnets are checked for changed
+	// service endpoints (0: defaultSubnetResync, negative: never).
+	subnetResync time.Duration
 }
 
 // PublicIPAPI creates and deletes the public IPs the operator makes for pods
@@ -267,6 +270,11 @@ func (r *PoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.claims = newNICClaims()
 	}
 	r.Ledger.wake, r.claims.wake = wake, wake
+	if r.subnetResync >= 0 {
+		if err := mgr.Add(&subnetFollower{r: r, period: cmp.Or(r.subnetResync, defaultSubnetResync), wake: wake}); err != nil {
+			return fmt.Errorf("add subnet follower: %w", err)
+		}
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("nodeippool").
 		For(&nicpoolv1.NodeIPPool{}, builder.WithPredicates(observeDemand(r.Ledger, r.PerVMLimit), predicate.Or(

@@ -142,9 +142,9 @@ type NodeIPPoolStatus struct {
 
 	// subnetServiceEndpoints are the VNet service endpoints enabled on the
 	// subnet (for example Microsoft.Storage), as ARM reported them on the
-	// operator's last pass for the pool (a subnet read cached for 30
-	// seconds; a pass runs when the pool or its Node changes, so annotate the
-	// pool to pick up an endpoint enabled later). The node agent sends pod traffic to the
+	// operator's last pass for the pool. The operator checks the subnets
+	// every minute (through a subnet read cached for 30 seconds) and passes
+	// again over pools whose endpoints changed. The node agent sends pod traffic to the
 	// prefixes it is configured with for these services
 	// (--service-endpoint-prefixes) without SNAT, so the service sees the
 	// pod's own VNet address. Enabling an endpoint is the network

@@ -22,7 +22,7 @@ func (d *demo) serviceEndpointRows(ctx context.Context, a, b *testbed.Pod) error
 	}
 	d.storageRows(ctx, before)
 
-	step("The network administrator enables Microsoft.Storage on subnet nodes (subnet PUT through the Azure SDK); the operator publishes it in each pool's status on its next pass.")
+	step("The network administrator enables Microsoft.Storage on subnet nodes (subnet PUT through the Azure SDK); the operator publishes it in each pool's status (within about a minute; annotating the pools hurries it).")
 	if err := tb.SetServiceEndpoint(ctx, "nodes", armsim.ServiceStorage, true); err != nil {
 		return err
 	}
