@@ -166,7 +166,7 @@ func settle(last int, demand func() int, wait func() bool, maxWaits, quiet int) 
 
 // settleQuietWaits is how many debounces without growth end a burst: the
 // API server, busy creating a burst's pods, pauses for more than one
-// (TestColdBurstNICWrites saw 3 NIC writes under load with one).
+// (a cold burst took 3 NIC writes under load with one).
 const settleQuietWaits = 3
 
 // maxWaits is how many debounces settle may wait: MaxSettle's worth.

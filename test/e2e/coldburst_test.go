@@ -188,21 +188,60 @@ func (n *coldNode) puts() int {
 	return total
 }
 
-// TestColdBurstNICWrites starts burstPods pods at once on a node whose pool
-// holds only its idle minimum and checks that the NICs got every pod's IP
-// within two NIC writes: the agent asks for the whole burst at once (the
-// pods bound to its node), not batch by batch as the CNI ADDs arrive.
+// TestColdBurstNICWrites binds burstPods pods to a node whose pool holds
+// only its idle minimum, as the scheduler does before the kubelet calls CNI,
+// and checks that the agent asks for them as a whole, not batch by batch as
+// their ADDs arrive: the NIC holds an IP for every bound pod before any ADD,
+// and the burst of ADDs that follows costs no NIC write and gives every pod
+// its own IP. Without bound pods counted as demand the NIC stays at the idle
+// pool until the ADDs come.
+//
+// How many NIC writes the binding itself takes depends on how fast the API
+// server binds the burst: 1 on a quiet machine, 2 when binding took longer
+// than the agent's settle window (4.3 s under CPU load), 3 once in a
+// fresh-clone make test at load average ~70. It is therefore a figure of
+// BenchmarkPodNetworkColdBurst (make bench, target <= 2), logged here but not
+// asserted.
 func TestColdBurstNICWrites(t *testing.T) {
 	n := newColdNode(t)
-	res, err := n.coldBurst(context.Background(), 0)
-	if err != nil {
+	ctx := context.Background()
+	start, before := time.Now(), n.puts()
+	rts := make([]*libcni.RuntimeConf, len(n.pods))
+	errs := make([]error, len(n.pods))
+	var wg sync.WaitGroup
+	for i, path := range n.pods {
+		name := fmt.Sprintf("cold-%d", i)
+		rts[i] = runtimeConf(path, name)
+		wg.Go(func() { errs[i] = n.createPod(ctx, name) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("Cold burst of %d pods from an idle pool of %d IPs: %d NIC writes; pods bound after %s, NIC full after %s, all wired after %s (%.1fx the PUT latency)",
-		burstPods, n.idle, res.writes, res.bound.Round(time.Millisecond), res.nicFull.Round(time.Millisecond),
-		res.wall.Round(time.Millisecond), float64(res.wall)/float64(coldPutLatency))
-	if res.writes > 2 {
-		t.Errorf("a cold burst of %d pods took %d NIC writes, want at most 2", burstPods, res.writes)
+	bound := time.Since(start)
+	// A bounded wait: the agent's settle window plus a few NIC PUTs take
+	// seconds; a loaded CI machine may stretch both many times.
+	deadline := time.Now().Add(3 * time.Minute)
+	for n.tb.NICIPCount(n.vm) < len(n.pods) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pods bound to %s, no ADD yet: the NIC still holds %d IPs after 3 minutes, want one per bound pod",
+				len(n.pods), n.vm.Name, n.tb.NICIPCount(n.vm))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	nicFull, bindWrites := time.Since(start), n.puts()-before
+	b := &benchNode{tb: n.tb, vm: n.vm, cni: n.cni}
+	if _, err := b.burst(n.list, rts); err != nil {
+		t.Fatal(err)
+	}
+	wall, addWrites := time.Since(start), n.puts()-before-bindWrites
+	t.Logf("Cold burst of %d pods from an idle pool of %d IPs: pods bound after %s, NIC held an IP for each after %s and %d NIC writes, all wired after %s with %d more",
+		burstPods, n.idle, bound.Round(time.Millisecond), nicFull.Round(time.Millisecond), bindWrites, wall.Round(time.Millisecond), addWrites)
+	if addWrites != 0 {
+		t.Errorf("the ADDs of %d pods whose IPs were already on the NIC took %d NIC writes, want none", burstPods, addWrites)
+	}
+	if err := b.delAll(n.list, rts); err != nil {
+		t.Error(err)
 	}
 }
 
