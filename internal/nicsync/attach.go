@@ -6,6 +6,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v9"
+
+	"github.com/nicpool/nicpool/internal/attach"
 )
 
 // Attachment is what one IP configuration carries besides its address:
@@ -25,7 +27,7 @@ func (a Attachment) Empty() bool {
 // Same reports whether a and b carry the same resources (IDs compared as ARM
 // compares them: case-insensitively, lists as sets).
 func (a Attachment) Same(b Attachment) bool {
-	return sameIDs(a.ASGs, b.ASGs) && sameIDs(a.Pools, b.Pools) &&
+	return attach.SameIDs(a.ASGs, b.ASGs) && attach.SameIDs(a.Pools, b.Pools) &&
 		strings.EqualFold(strings.Trim(a.PublicIP, "/"), strings.Trim(b.PublicIP, "/"))
 }
 
@@ -36,19 +38,6 @@ func (a Attachment) IDs() []string {
 		out = append(out, a.PublicIP)
 	}
 	return out
-}
-
-// sameIDs compares two ID lists as case-insensitive sets.
-func sameIDs(a, b []string) bool {
-	norm := func(xs []string) []string {
-		out := make([]string, 0, len(xs))
-		for _, x := range xs {
-			out = append(out, strings.ToLower(strings.Trim(x, "/")))
-		}
-		slices.Sort(out)
-		return slices.Compact(out)
-	}
-	return slices.Equal(norm(a), norm(b))
 }
 
 // ConfigAttachment reads what an IP configuration carries.
