@@ -21,6 +21,13 @@ type agentapiKey = agentapi.AttachmentKey
 // testNamespace creates an anonymous network namespace (gone when the test
 // closes its handle) and returns a netlink handle into it.
 func testNamespace(t *testing.T) *netlink.Handle {
+	_, h := testNamespaceHandles(t)
+	return h
+}
+
+// testNamespaceHandles is testNamespace that also returns the namespace's
+// own handle, for code that opens netlink handles into it itself.
+func testNamespaceHandles(t *testing.T) (netns.NsHandle, *netlink.Handle) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a network namespace")
@@ -44,7 +51,7 @@ func testNamespace(t *testing.T) *netlink.Handle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close(); _ = ns.Close() })
-	return h
+	return ns, h
 }
 
 func TestRecoverFromHostRoutes(t *testing.T) {

@@ -1,12 +1,9 @@
 package gc
 
 import (
-	"os"
-	"runtime"
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/nicpool/nicpool/nodeagent/agentapi"
 	"github.com/nicpool/nicpool/nodeagent/store"
@@ -17,28 +14,7 @@ import (
 // and returns HostVeths working in it and a handle to inspect it.
 func nodeVeths(t *testing.T) (HostVeths, *netlink.Handle) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = orig.Close() }()
-	node, err := netns.New()
-	if err != nil {
-		t.Fatalf("create network namespace: %v", err)
-	}
-	if err := netns.Set(orig); err != nil {
-		t.Fatalf("return to the original namespace: %v", err)
-	}
-	h, err := netlink.NewHandleAt(node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close(); _ = node.Close() })
+	node, h := testNamespaceHandles(t)
 	return HostVeths{Handle: func() (*netlink.Handle, error) { return netlink.NewHandleAt(node) }, Backoff: 1}, h
 }
 
