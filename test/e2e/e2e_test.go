@@ -23,12 +23,20 @@ func TestMain(m *testing.M) {
 
 func newTestbed(t *testing.T, vms int, agentArgs, operatorArgs []string) *testbed.Testbed {
 	t.Helper()
+	return newTestbedWith(t, testbed.Config{
+		VMs: vms, PutLatency: 100 * time.Millisecond, AgentArgs: agentArgs, OperatorArgs: operatorArgs,
+	})
+}
+
+// newTestbedWith starts a testbed from cfg with the test's binaries, work
+// directory and log, dumps its logs if the test failed and closes it at the
+// end, and waits until it is ready.
+func newTestbedWith(t *testing.T, cfg testbed.Config) *testbed.Testbed {
+	t.Helper()
 	ctx := context.Background()
 	work := t.TempDir()
-	tb, err := testbed.New(ctx, testbed.Config{
-		VMs: vms, BinDir: binDir, WorkDir: work, PutLatency: 100 * time.Millisecond,
-		AgentArgs: agentArgs, OperatorArgs: operatorArgs, Logf: t.Logf,
-	})
+	cfg.BinDir, cfg.WorkDir, cfg.Logf = binDir, work, t.Logf
+	tb, err := testbed.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start testbed: %v", err)
 	}

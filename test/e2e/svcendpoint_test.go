@@ -19,29 +19,13 @@ var svcEndpointAgentArgs = []string{"--service-endpoint-prefixes=" + armsim.Serv
 // nodes-b waits for its endpoint, as a rule added with ignoreMissingVnetServiceEndpoint).
 func newServiceEndpointTestbed(t *testing.T) *testbed.Testbed {
 	t.Helper()
-	ctx := context.Background()
-	work := t.TempDir()
-	tb, err := testbed.New(ctx, testbed.Config{
-		VMs: 2, OtherSubnetVMs: 1, BinDir: binDir, WorkDir: work, PutLatency: 100 * time.Millisecond,
-		AgentArgs: svcEndpointAgentArgs, Logf: t.Logf,
+	return newTestbedWith(t, testbed.Config{
+		VMs: 2, OtherSubnetVMs: 1, PutLatency: 100 * time.Millisecond, AgentArgs: svcEndpointAgentArgs,
 		Storage: &testbed.StorageConfig{VirtualNetworkRules: []string{"nodes", testbed.OtherSubnetName}},
 		Topology: func(topo *armsim.Topology) {
 			topo.VNets[0].Subnets[0].ServiceEndpoints = []string{armsim.ServiceStorage}
 		},
 	})
-	if err != nil {
-		t.Fatalf("start testbed: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLogs(t, tb, work)
-		}
-		tb.Close()
-	})
-	if err := tb.WaitReady(ctx, 90*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	return tb
 }
 
 // setStorageEndpoint enables or disables Microsoft.Storage on a subnet of vnet-e2e as
