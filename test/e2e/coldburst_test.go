@@ -120,17 +120,9 @@ type coldBurstResult struct {
 // pod got its own IP, then DELs them all and deletes the Pod objects.
 func (n *coldNode) coldBurst(ctx context.Context, round int) (coldBurstResult, error) {
 	before := n.puts()
-	rts := make([]*libcni.RuntimeConf, len(n.pods))
 	start := time.Now()
-	errs := make([]error, len(n.pods))
-	var wg sync.WaitGroup
-	for i, path := range n.pods {
-		name := fmt.Sprintf("cold-%d-%d", round, i)
-		rts[i] = runtimeConf(path, name)
-		wg.Go(func() { errs[i] = n.createPod(ctx, name) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	rts, err := n.bind(ctx, fmt.Sprintf("cold-%d", round))
+	if err != nil {
 		return coldBurstResult{}, err
 	}
 	created := time.Since(start)
@@ -166,6 +158,22 @@ func (n *coldNode) coldBurst(ctx context.Context, round int) (coldBurstResult, e
 		}
 	}
 	return res, err
+}
+
+// bind creates a Pod object bound to the node for each pod namespace, at
+// once (named prefix-<i>), as the scheduler binds a burst, and returns their
+// runtime configurations in namespace order.
+func (n *coldNode) bind(ctx context.Context, prefix string) ([]*libcni.RuntimeConf, error) {
+	rts := make([]*libcni.RuntimeConf, len(n.pods))
+	errs := make([]error, len(n.pods))
+	var wg sync.WaitGroup
+	for i, path := range n.pods {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		rts[i] = runtimeConf(path, name)
+		wg.Go(func() { errs[i] = n.createPod(ctx, name) })
+	}
+	wg.Wait()
+	return rts, errors.Join(errs...)
 }
 
 func (n *coldNode) createPod(ctx context.Context, name string) error {
@@ -206,16 +214,8 @@ func TestColdBurstNICWrites(t *testing.T) {
 	n := newColdNode(t)
 	ctx := context.Background()
 	start, before := time.Now(), n.puts()
-	rts := make([]*libcni.RuntimeConf, len(n.pods))
-	errs := make([]error, len(n.pods))
-	var wg sync.WaitGroup
-	for i, path := range n.pods {
-		name := fmt.Sprintf("cold-%d", i)
-		rts[i] = runtimeConf(path, name)
-		wg.Go(func() { errs[i] = n.createPod(ctx, name) })
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	rts, err := n.bind(ctx, "cold")
+	if err != nil {
 		t.Fatal(err)
 	}
 	bound := time.Since(start)
