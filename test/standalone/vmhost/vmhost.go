@@ -158,19 +158,29 @@ func nicClient(tb *testbed.Testbed) (*azure.NICClient, error) {
 	return azure.NewNICClient(azure.Config{ClientOptions: co, Credential: armsimtest.Credential{}, LROTimeout: time.Minute})
 }
 
+// readNIC reads vm's NIC through ARM, found as the operator finds it, and
+// returns the client, the NIC's ID and the NIC.
+func readNIC(ctx context.Context, tb *testbed.Testbed, vm *testbed.VM) (*azure.NICClient, string, *armnetwork.Interface, error) {
+	nics, err := nicClient(tb)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	nicID, err := nics.FindNICForVM(ctx, vm.VMID)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	nic, err := nics.GetNIC(ctx, nicID)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return nics, nicID, nic, nil
+}
+
 // Provision adds n secondary IP configurations named docker-<i> to vm's
 // NIC through ARM, as an administrator preparing a Docker host does, and
 // returns their IPs.
 func Provision(ctx context.Context, tb *testbed.Testbed, vm *testbed.VM, n int) ([]string, error) {
-	nics, err := nicClient(tb)
-	if err != nil {
-		return nil, err
-	}
-	nicID, err := nics.FindNICForVM(ctx, vm.VMID)
-	if err != nil {
-		return nil, err
-	}
-	nic, err := nics.GetNIC(ctx, nicID)
+	nics, nicID, nic, err := readNIC(ctx, tb, vm)
 	if err != nil {
 		return nil, err
 	}
@@ -198,15 +208,7 @@ func Provision(ctx context.Context, tb *testbed.Testbed, vm *testbed.VM, n int) 
 // NICIPs are the IPs of vm's NIC as ARM has them, keyed by IP, with the
 // name of their IP configuration; an IP configured twice is an error.
 func NICIPs(ctx context.Context, tb *testbed.Testbed, vm *testbed.VM) (map[string]string, error) {
-	nics, err := nicClient(tb)
-	if err != nil {
-		return nil, err
-	}
-	nicID, err := nics.FindNICForVM(ctx, vm.VMID)
-	if err != nil {
-		return nil, err
-	}
-	nic, err := nics.GetNIC(ctx, nicID)
+	_, _, nic, err := readNIC(ctx, tb, vm)
 	if err != nil {
 		return nil, err
 	}
