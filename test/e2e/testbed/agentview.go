@@ -41,10 +41,27 @@ func (tb *Testbed) AgentAllocations(ctx context.Context, vm *VM) (map[string]str
 	return held, nil
 }
 
+// storesSettle bounds how long StoresMatchPods waits for the agents to
+// finish DELs they have answered: an agent deletes a pod's host veth after
+// answering the DEL and only then releases the IP, which on a loaded CI
+// machine can trail the DEL by seconds. A leak stays, and fails after it.
+const storesSettle = 60 * time.Second
+
 // StoresMatchPods checks that each VM's agent records exactly the live pods
 // given for that VM, each with its own IP: nothing leaked by a crash, nothing
-// forgotten.
+// forgotten. It waits up to storesSettle for answered DELs to be finished.
 func (tb *Testbed) StoresMatchPods(ctx context.Context, pods []*Pod) error {
+	deadline := time.Now().Add(storesSettle)
+	for {
+		err := tb.storesMatchPods(ctx, pods)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (tb *Testbed) storesMatchPods(ctx context.Context, pods []*Pod) error {
 	var problems []string
 	for _, vm := range tb.VMs {
 		held, err := tb.AgentAllocations(ctx, vm)
